@@ -1,0 +1,244 @@
+"""Ordering a plan by replaying it on a model of the folder.
+
+The planner decides *what* moves, drops and directories a pass needs; the
+scheduler decides *when*. It keeps a model of the folder (path -> kind) and
+emits an action only once it can succeed there: a move waits until its target
+is free and its parent exists, a directory drop until it is empty, a directory
+move until nothing under it is still pending. Chains (a->b->c) resolve by
+depth-first waiting; cycles (a<->b) by moving one source to a temporary name.
+Because every emitted action was valid on the model, the plan is valid on a
+folder that matches the synced tree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from reconcilers.core.plan import Drop, MakeDir, Move
+from reconcilers.core.renames import InferredMove, Reason
+from reconcilers.core.tree import (
+    TEMP_PREFIX,
+    Kind,
+    Node,
+    ancestors,
+    depth,
+    name_of,
+    parent_of,
+)
+from reconcilers.errors import ControllerError
+
+
+class PlanError(ControllerError):
+    """The scheduler could not order a plan: a bug in the planner, never bad input."""
+
+
+class _HasPath(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+def _relocate(path: str, dir_moves: Mapping[str, str]) -> str:
+    probe = path
+    while probe:
+        target = dir_moves.get(probe)
+        if target is not None:
+            return target + path[len(probe) :]
+        probe = parent_of(probe)
+    return path
+
+
+class Scheduler:
+    def __init__(
+        self, on_disk: Mapping[str, Node], wanted: Mapping[str, Node], reserved: Iterable[str]
+    ) -> None:
+        self.on_disk = on_disk
+        self.wanted = wanted
+        self.reserved = set(reserved)
+        self.actions: list[Drop | Move | MakeDir] = []
+        self.fs: dict[str, Kind] = {p: n.kind for p, n in on_disk.items()}
+        self.kids: dict[str, set[str]] = {}
+        for path in self.fs:
+            self.kids.setdefault(parent_of(path), set()).add(path)
+        self.busy: Counter[str] = Counter()
+        self._temp = 0
+
+    # -- the folder model -------------------------------------------------
+
+    def _add(self, path: str, kind: Kind) -> None:
+        self.fs[path] = kind
+        self.kids.setdefault(parent_of(path), set()).add(path)
+
+    def _remove(self, path: str) -> None:
+        del self.fs[path]
+        self.kids[parent_of(path)].discard(path)
+
+    def _rename(self, src: str, dst: str) -> None:
+        kind = self.fs[src]
+        if dst in self.fs:
+            self._remove(dst)
+        self._remove(src)
+        self._add(dst, kind)
+        if kind is Kind.DIR:
+            for child in sorted(self.kids.pop(src, set())):
+                self._rename_child(child, dst + child[len(src) :])
+
+    def _rename_child(self, src: str, dst: str) -> None:
+        kind = self.fs.pop(src)
+        self.fs[dst] = kind
+        self.kids.setdefault(parent_of(dst), set()).add(dst)
+        if kind is Kind.DIR:
+            for child in sorted(self.kids.pop(src, set())):
+                self._rename_child(child, dst + child[len(src) :])
+
+    def _is_dir(self, path: str) -> bool:
+        return path == "" or self.fs.get(path) is Kind.DIR
+
+    def _mark(self, path: str, amount: int) -> None:
+        for parent in ancestors(path):
+            self.busy[parent] += amount
+
+    # -- deciding what survives ------------------------------------------
+
+    def settle(self, moves: Iterable[InferredMove]) -> dict[str, tuple[str, Node]]:
+        """Schedule moves, drops and directory creation; return what lands where.
+
+        The result maps each final path to (original path, node) for every
+        installed node that survives the pass (moved or not).
+        """
+        move_list = list(moves)
+        file_moves = {m.src: m.dst for m in move_list if m.kind is Kind.FILE}
+        dir_moves = {m.src: m.dst for m in move_list if m.kind is Kind.DIR}
+        claimed = {m.dst for m in move_list}
+        landed: dict[str, tuple[str, Node]] = {}
+        drops: list[Drop] = []
+        for path in sorted(self.on_disk):
+            node = self.on_disk[path]
+            explicit = path in file_moves or path in dir_moves
+            dest = file_moves.get(path) or _relocate(path, dir_moves)
+            target = self.wanted.get(dest)
+            if not explicit and dest in claimed:
+                if dest != path or node.kind is Kind.DIR:
+                    drops.append(Drop(path, node.kind))
+            elif target is None or target.kind is not node.kind:
+                drops.append(Drop(path, node.kind))
+            else:
+                landed[dest] = (path, node)
+        mkdirs = sorted(
+            (p for p, n in self.wanted.items() if n.kind is Kind.DIR and p not in landed),
+            key=lambda p: (depth(p), p),
+        )
+        self._run(drops, [Move(m.src, m.dst, m.kind, m.reason) for m in move_list], mkdirs)
+        return landed
+
+    # -- ordering ----------------------------------------------------------
+
+    def _run(self, drops: list[Drop], moves: list[Move], mkdirs: list[str]) -> None:
+        file_drops = [d for d in drops if d.kind is Kind.FILE]
+        dir_drops = sorted(
+            (d for d in drops if d.kind is Kind.DIR), key=lambda d: (-depth(d.path), d.path)
+        )
+        for op in (*drops, *moves):
+            self._mark(op.path if isinstance(op, Drop) else op.src, 1)
+        self.pending_moves: dict[str, Move] = {m.src: m for m in moves}
+        self.pending_dsts = {m.dst for m in moves}
+        self.pending_drops = {d.path for d in drops}
+        self.pending_mkdirs = set(mkdirs)
+        for drop in file_drops:
+            self._emit_drop(drop)
+        while self.pending_moves or self.pending_drops or self.pending_mkdirs:
+            progressed = False
+            for src in sorted(self.pending_moves, key=lambda p: (-depth(p), p)):
+                if src in self.pending_moves:
+                    progressed |= self._attempt(self.pending_moves[src], set())
+            for drop in dir_drops:
+                if drop.path in self.pending_drops and self._drop_ready(drop.path):
+                    self._emit_drop(drop)
+                    progressed = True
+            for path in mkdirs:
+                if path in self.pending_mkdirs:
+                    progressed |= self._ensure_dir(path)
+            if not progressed and not self._break_cycle():
+                raise PlanError(
+                    "cannot order the plan: "
+                    f"moves {sorted(self.pending_moves)}, drops {sorted(self.pending_drops)}, "
+                    f"dirs {sorted(self.pending_mkdirs)}"
+                )
+
+    def _emit_drop(self, drop: Drop) -> None:
+        self.actions.append(drop)
+        self._remove(drop.path)
+        self.pending_drops.discard(drop.path)
+        self._mark(drop.path, -1)
+
+    def _drop_ready(self, path: str) -> bool:
+        return not self.kids.get(path) and self.busy[path] == 0
+
+    def _ensure_dir(self, path: str) -> bool:
+        """Make ``path`` exist as a directory now if the model allows it."""
+        if self._is_dir(path):
+            return False
+        if path not in self.pending_mkdirs or path in self.fs or path in self.pending_dsts:
+            return False
+        parent = parent_of(path)
+        if not self._is_dir(parent) and not self._ensure_dir(parent):
+            return False
+        self.actions.append(MakeDir(path, self.wanted[path]))
+        self._add(path, Kind.DIR)
+        self.pending_mkdirs.discard(path)
+        return True
+
+    def _attempt(self, move: Move, visiting: set[str]) -> bool:
+        """Apply ``move`` once it can succeed, first doing the moves it waits on."""
+        if move.src in visiting:
+            return False
+        visiting.add(move.src)
+        occupant = self.fs.get(move.dst)
+        if occupant is not None and move.dst in self.pending_moves:
+            self._attempt(self.pending_moves[move.dst], visiting)
+            occupant = self.fs.get(move.dst)
+        if occupant is not None and (
+            occupant is Kind.DIR or move.kind is Kind.DIR or move.dst in self.pending_drops
+            or move.dst in self.pending_moves
+        ):
+            return False
+        if move.kind is Kind.DIR and self.busy[move.src]:
+            return False
+        parent = parent_of(move.dst)
+        if not self._is_dir(parent) and not self._ensure_dir(parent):
+            return False
+        self.actions.append(move)
+        self._rename(move.src, move.dst)
+        del self.pending_moves[move.src]
+        self.pending_dsts.discard(move.dst)
+        self._mark(move.src, -1)
+        return True
+
+    def _temporary(self, near: str) -> str:
+        parent = parent_of(near)
+        while True:
+            self._temp += 1
+            name = f"{TEMP_PREFIX}move-{self._temp}"
+            path = f"{parent}/{name}" if parent else name
+            if path not in self.fs and path not in self.wanted and path not in self.reserved:
+                return path
+
+    def _break_cycle(self) -> bool:
+        """Park the first blocked move's source under a temporary name."""
+        for src in sorted(self.pending_moves):
+            move = self.pending_moves[src]
+            if move.dst in self.pending_moves and (move.kind is Kind.FILE or not self.busy[src]):
+                temp = self._temporary(src)
+                self.actions.append(Move(src, temp, move.kind, move.reason))
+                self._rename(src, temp)
+                self._mark(src, -1)
+                del self.pending_moves[src]
+                parked = Move(temp, move.dst, move.kind, move.reason)
+                self.pending_moves[temp] = parked
+                self._mark(temp, 1)
+                return True
+        return False
+
+
+__all__ = ["PlanError", "Reason", "Scheduler", "name_of"]

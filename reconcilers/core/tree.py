@@ -1,0 +1,114 @@
+"""Nodes and trees: the vocabulary shared by sources, planner, store and executor.
+
+A tree is a mapping from a *key* (a normalised path: NFC, ``/``-separated, no
+leading slash) to a :class:`Node`. Paths are normalised once, at the edge where
+a source reports them; everything inside the core compares keys only.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from reconcilers.errors import InvalidPath
+
+MAX_NAME_BYTES = 255
+
+#: Names the executor gives its temporary files and move stand-ins. Sources
+#: report such names as ignored, so a crash's leftovers are never mirrored and
+#: the next pass can remove them.
+TEMP_PREFIX = ".~ctl-"
+
+
+class Kind(enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One file or directory as a source or the synced tree sees it.
+
+    ``content_hash`` is Dropbox's content hash (hex) for files; ``rev`` is the
+    source's revision string and ``id`` its stable identity, when it has them.
+    ``mtime_ns`` is the source's modification time, installed as the local mtime.
+    ``ignored`` nodes are recorded (and shown) but never mirrored; a node with
+    a ``problem`` (a hostile or impossible path) is recorded as rejected.
+    """
+
+    path: str
+    kind: Kind
+    size: int = 0
+    mtime_ns: int = 0
+    content_hash: str | None = None
+    rev: str | None = None
+    id: str | None = None
+    ignored: bool = False
+    problem: str | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind is Kind.DIR
+
+
+Tree = Mapping[str, Node]
+
+
+def parent_of(path: str) -> str:
+    """The parent key of ``path``; the blog root is ``""``."""
+    head, _, _ = path.rpartition("/")
+    return head
+
+
+def name_of(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """Every proper ancestor of ``path``, nearest first, excluding the root."""
+    parent = parent_of(path)
+    while parent:
+        yield parent
+        parent = parent_of(parent)
+
+
+def is_within(path: str, root: str) -> bool:
+    """True when ``path`` is ``root`` itself or lies below it."""
+    return path == root or path.startswith(root + "/")
+
+
+def is_temporary(path: str) -> bool:
+    return name_of(path).startswith(TEMP_PREFIX)
+
+
+def depth(path: str) -> int:
+    return path.count("/")
+
+
+def normalise_path(raw: str) -> str:
+    """Turn a source's path into a key, or raise :class:`InvalidPath`.
+
+    The key is what makes a path safe to join onto the blog folder: no
+    component may climb out (``..``), be empty, carry a NUL byte or exceed the
+    255-byte name limit of common file systems; absolute paths are refused
+    rather than silently re-rooted, because a source that emits them is broken.
+    """
+    if "\x00" in raw:
+        raise InvalidPath("path contains a NUL byte", path=raw.replace("\x00", "\\x00"))
+    text = unicodedata.normalize("NFC", raw)
+    if text.startswith("/"):
+        raise InvalidPath("path is absolute", path=raw)
+    parts = text.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise InvalidPath(f"path has an empty, '.' or '..' component ({part!r})", path=raw)
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise InvalidPath(f"name is longer than {MAX_NAME_BYTES} bytes", path=raw)
+    return text
+
+
+def safe_key(raw: str) -> str:
+    """A printable key for a path that failed :func:`normalise_path` (for error rows)."""
+    return raw.replace("\x00", "\\x00")
