@@ -40,6 +40,7 @@ class Trigger(enum.Enum):
     MOVED = "moved"
     RECOVER = "recover"
     RETRY = "retry"
+    REFUSE = "refuse"
     IGNORE = "ignore"
     UNIGNORE = "unignore"
 
@@ -62,6 +63,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "recover", "source": "fetching", "dest": "pending"},
     {"trigger": "recover", "source": "building", "dest": "building"},
     {"trigger": "retry", "source": "failed", "dest": "pending"},
+    {"trigger": "refuse", "source": _ACTIVE, "dest": "rejected"},
     {"trigger": "ignore", "source": _ALL, "dest": "ignored"},
     {"trigger": "unignore", "source": "ignored", "dest": "pending"},
 ]

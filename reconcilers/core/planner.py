@@ -47,12 +47,24 @@ class SyncedNode:
     state: State
     error: str | None = None
     retry_at_ns: int = 0
+    failed_hash: str | None = None
+
+    def retry_pending(self, node: Node, now_ns: int) -> bool:
+        """A failed fetch of exactly this content waits for its backoff to expire."""
+        return (
+            self.state is State.FAILED
+            and self.failed_hash == node.content_hash
+            and self.retry_at_ns > now_ns
+        )
 
     @property
     def on_disk(self) -> bool:
         if self.state is State.IGNORED:
             return False
-        return self.node.kind is Kind.DIR or self.node.content_hash is not None
+        if self.node.kind is Kind.DIR:
+            # Directories are never built: a rejected one was refused, not installed.
+            return self.state is not State.REJECTED
+        return self.node.content_hash is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +112,10 @@ def _content_work(
     if landed is not None and landed.content_hash == node.content_hash:
         if row is not None and row.state in SETTLED:
             return None
-        if row is not None and row.state is State.FAILED and row.retry_at_ns > now_ns:
+        if row is not None and row.retry_pending(node, now_ns):
             return None
         return Build(node)
-    if row is not None and row.state is State.FAILED and row.retry_at_ns > now_ns:
+    if row is not None and row.retry_pending(node, now_ns):
         return None
     return Set(node)
 

@@ -24,6 +24,7 @@ from reconcilers.core.tree import (
     Node,
     ancestors,
     depth,
+    is_within,
     name_of,
     parent_of,
 )
@@ -111,6 +112,7 @@ class Scheduler:
         file_moves = {m.src: m.dst for m in move_list if m.kind is Kind.FILE}
         dir_moves = {m.src: m.dst for m in move_list if m.kind is Kind.DIR}
         claimed = {m.dst for m in move_list}
+        file_claimed = set(file_moves.values())
         landed: dict[str, tuple[str, Node]] = {}
         drops: list[Drop] = []
         for path in sorted(self.on_disk):
@@ -119,7 +121,8 @@ class Scheduler:
             dest = file_moves.get(path) or _relocate(path, dir_moves)
             target = self.wanted.get(dest)
             if not explicit and dest in claimed:
-                if dest != path or node.kind is Kind.DIR:
+                # Only a file staying put may be replaced by a file moving onto it.
+                if dest != path or node.kind is Kind.DIR or dest not in file_claimed:
                     drops.append(Drop(path, node.kind))
             elif target is None or target.kind is not node.kind:
                 drops.append(Drop(path, node.kind))
@@ -225,20 +228,39 @@ class Scheduler:
                 return path
 
     def _break_cycle(self) -> bool:
-        """Park the first blocked move's source under a temporary name."""
+        """Park the first blocked move's source under a temporary name.
+
+        A cycle (a<->b) parks next to the source. A source that is in the way
+        parks at the root: one inside a directory that must move or go first
+        (a->b with a/c->b/C; a/a->a), or a file where a directory must appear
+        (a->a/a).
+        """
         for src in sorted(self.pending_moves):
             move = self.pending_moves[src]
             if move.dst in self.pending_moves and (move.kind is Kind.FILE or not self.busy[src]):
-                temp = self._temporary(src)
-                self.actions.append(Move(src, temp, move.kind, move.reason))
-                self._rename(src, temp)
-                self._mark(src, -1)
-                del self.pending_moves[src]
-                parked = Move(temp, move.dst, move.kind, move.reason)
-                self.pending_moves[temp] = parked
-                self._mark(temp, 1)
+                self._park(move, self._temporary(src))
+                return True
+        leaving = [s for s, m in self.pending_moves.items() if m.kind is Kind.DIR]
+        leaving += self.pending_drops
+        needed = [*self.pending_dsts, *self.pending_mkdirs]
+        for src in sorted(self.pending_moves):
+            move = self.pending_moves[src]
+            if move.kind is Kind.DIR and self.busy[src]:
+                continue
+            if any(src != d and is_within(src, d) for d in leaving) or any(
+                p != src and is_within(p, src) for p in needed
+            ):
+                self._park(move, self._temporary(""))
                 return True
         return False
+
+    def _park(self, move: Move, temp: str) -> None:
+        self.actions.append(Move(move.src, temp, move.kind, move.reason))
+        self._rename(move.src, temp)
+        self._mark(move.src, -1)
+        del self.pending_moves[move.src]
+        self.pending_moves[temp] = Move(temp, move.dst, move.kind, move.reason)
+        self._mark(temp, 1)
 
 
 __all__ = ["PlanError", "Reason", "Scheduler", "name_of"]

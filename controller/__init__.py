@@ -1,0 +1,1 @@
+"""Runtime layer: settings, store, the reconcile pass, CLI."""

@@ -1,0 +1,87 @@
+"""Full validation: find what changed in a blog folder behind the controller's back.
+
+The synced tree is only trusted as far as the disk agrees with it. Rows whose
+file is gone or whose stat changed are forgotten; files and directories found
+on disk that the store does not know are adopted (hashed, state ``pending``).
+The planner then repairs everything with its ordinary actions: unwanted files
+are dropped, wrong content is set again, right content is only rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from controller.store import Store
+from reconcilers.core.machine import State
+from reconcilers.core.tree import Kind, normalise_path
+from reconcilers.errors import InvalidPath
+from reconcilers.executor import Executor
+from reconcilers.hashing import hash_file
+
+
+def repair_drift(store: Store, blog_id: str, executor: Executor) -> int:
+    """Reconcile the synced tree with the disk; returns how many paths drifted."""
+    found = executor.scan()
+    synced = store.load_synced(blog_id)
+    stats = store.local_stats(blog_id)
+    forget: list[str] = []
+    adopt: list[dict[str, Any]] = []
+    for path, row in synced.items():
+        if not row.on_disk:
+            continue
+        seen = found.get(path)
+        if seen is None or seen[0] is not row.node.kind:
+            forget.append(path)
+        elif row.node.kind is Kind.FILE:
+            local = seen[1]
+            if stats.get(path) != (local.inode, local.size, local.mtime_ns):
+                forget.append(path)
+    known = {p for p, row in synced.items() if row.on_disk and p not in forget}
+    for raw, (kind, local) in sorted(found.items()):
+        if raw in known:
+            continue
+        try:
+            valid = normalise_path(raw) == raw
+        except InvalidPath:
+            valid = False
+        if not valid:
+            _remove(executor.root / raw)
+            continue
+        row: dict[str, Any] = {
+            "path": raw,
+            "kind": kind.value,
+            "content_hash": None,
+            "state": State.SYNCED.value,
+            "size": 0,
+            "mtime_ns": 0,
+            "local_inode": None,
+            "local_size": None,
+            "local_mtime_ns": None,
+        }
+        if kind is Kind.FILE:
+            try:
+                digest, size = hash_file(str(executor.root / raw))
+            except OSError:
+                continue
+            row.update(
+                content_hash=digest,
+                size=size,
+                mtime_ns=local.mtime_ns,
+                state=State.PENDING.value,
+                local_inode=local.inode,
+                local_size=local.size,
+                local_mtime_ns=local.mtime_ns,
+            )
+        adopt.append(row)
+    store.repair_synced(blog_id, forget, adopt)
+    return len(forget) + len(adopt)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

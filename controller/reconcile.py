@@ -1,0 +1,175 @@
+"""One reconcile of one blog: observe -> plan -> execute, until the source is quiet.
+
+This is the imperative shell around the pure planner: it reads the store, asks
+the source what changed, saves the observation with its cursor in one
+transaction, plans, lets the executor apply the plan and records each batch of
+outcomes in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.drift import repair_drift
+from controller.settings import Settings
+from controller.sources import open_source
+from controller.store import Store
+from controller.store.apply import Applied
+from controller.store.sql import now_utc
+from reconcilers.build import is_post
+from reconcilers.core.plan import Plan, Set
+from reconcilers.core.planner import SETTLED, classify, guard, plan
+from reconcilers.core.tree import Kind, Node, ancestors
+from reconcilers.errors import ControllerError
+from reconcilers.executor import Executor
+from reconcilers.outcomes import FetchFailed, Installed, Moved, Outcome
+from reconcilers.sources.base import Observation
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PassReport:
+    blog: str
+    folder: str
+    actions: dict[str, int] = field(default_factory=lambda: {"set": 0, "move": 0, "drop": 0})
+    errors: int = 0
+    passes: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    drifted: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "blog": self.blog,
+            "actions": dict(self.actions),
+            "errors": self.errors,
+            "passes": self.passes,
+            "seconds": round(self.seconds, 6),
+        }
+
+
+def _apply_observation(known: Mapping[str, Node], observation: Observation) -> dict[str, Node]:
+    remote = dict(known)
+    for path in observation.deletes:
+        remote.pop(path, None)
+    for node in observation.upserts:
+        remote[node.path] = node
+    return remote
+
+
+class Reconciler:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def reconcile(
+        self, blog_id: str, *, full: bool = False, progress: Progress | None = None
+    ) -> PassReport:
+        blog = self.store.get_blog(blog_id)
+        started = time.monotonic()
+        report = PassReport(blog=blog.id, folder=blog.folder)
+        try:
+            self._run(blog.id, Path(blog.folder), full or blog.dirty, report, progress)
+        except ControllerError as exc:
+            if exc.blog_id is None:
+                exc.blog_id = blog.id
+            report.seconds = time.monotonic() - started
+            self.store.record_pass(
+                blog.id, at=now_utc(), seconds=report.seconds, result="error",
+                message=str(exc), history_limit=self.settings.history_limit,
+            )
+            raise
+        report.seconds = time.monotonic() - started
+        self.store.record_pass(
+            blog.id, at=now_utc(), seconds=report.seconds, result="ok",
+            message=None, history_limit=self.settings.history_limit,
+        )
+        log.info(
+            "reconciled",
+            extra={"blog": blog.id, "result": "ok", "seconds": report.seconds, **report.actions},
+        )
+        return report
+
+    def _run(
+        self, blog_id: str, folder: Path, full: bool, report: PassReport, progress: Progress | None
+    ) -> None:
+        blog = self.store.get_blog(blog_id)
+        source = open_source(blog)
+        folder.mkdir(parents=True, exist_ok=True)
+        executor = Executor(folder, source, blog_id=blog_id, batch_size=self.settings.install_batch)
+        if full:
+            executor.sweep()
+            report.drifted = repair_drift(self.store, blog_id, executor)
+        cursor = blog.cursor
+        last: Plan | None = None
+        totals = Applied()
+        for _ in range(self.settings.max_rounds):
+            report.passes += 1
+            known = self.store.load_remote(blog_id)
+            observation = source.changes(cursor, known)
+            if not observation.empty or observation.cursor != cursor:
+                self.store.save_observation(blog_id, observation)
+                cursor = observation.cursor
+            remote = _apply_observation(known, observation)
+            synced = self.store.load_synced(blog_id)
+            actions = plan(remote, synced, now_ns=time.time_ns())
+            if not actions or (observation.empty and actions == last):
+                break
+            synced_files = sum(1 for r in synced.values() if r.node.kind is Kind.FILE and r.on_disk)
+            guard(
+                actions,
+                synced_files,
+                remote_empty=not classify(remote).wanted,
+                max_share=self.settings.max_drop_share,
+            )
+            last = actions
+            self._execute(blog_id, executor, actions, totals, progress)
+        report.actions = {"set": totals.set, "move": totals.move, "drop": totals.drop}
+        report.errors = totals.errors
+        report.failures = totals.failures
+
+    def _execute(
+        self,
+        blog_id: str,
+        executor: Executor,
+        actions: Plan,
+        totals: Applied,
+        progress: Progress | None,
+    ) -> None:
+        total = sum(1 for a in actions if isinstance(a, Set))
+        done = 0
+        self.store.set_dirty(blog_id, True)
+        applied = Applied()
+        for batch in executor.run(actions):
+            applied.add(self.store.record(blog_id, batch, time.time_ns()))
+            moved = [o.dst for o in batch if isinstance(o, Moved)]
+            if moved:
+                rebuilt = self._rebuild(blog_id, executor, moved)
+                applied.add(self.store.record(blog_id, rebuilt, time.time_ns()))
+            done += sum(1 for o in batch if isinstance(o, Installed | FetchFailed))
+            if progress is not None and total:
+                progress(min(done, total), total)
+        totals.add(applied)
+        if not applied.needs_validation:
+            self.store.set_dirty(blog_id, False)
+
+    def _rebuild(self, blog_id: str, executor: Executor, roots: list[str]) -> list[Outcome]:
+        """Moved posts are rebuilt from their local copy: same bytes, new path."""
+        wanted = set(roots)
+        synced = self.store.load_synced(blog_id)
+        return [
+            executor.rebuild(row.node)
+            for path, row in sorted(synced.items())
+            if row.node.kind is Kind.FILE
+            and row.state in SETTLED
+            and is_post(path)
+            and (path in wanted or any(a in wanted for a in ancestors(path)))
+        ]

@@ -1,0 +1,208 @@
+"""The store facade: one object per database, repository methods per concern.
+
+Methods return plain values (``Node``, ``SyncedNode``, records), never ORM
+rows, and each write is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from controller.errors import BlogExists, StoreError, UnknownBlog
+from controller.settings import Settings
+from controller.store import apply, entries, trees
+from controller.store.engine import ensure_schema, make_engine, upgrade
+from controller.store.models import Blog, History, SyncedNode
+from controller.store.records import BlogRecord, EntryRecord, HistoryRecord
+from controller.store.sql import in_subtree, now_utc, upsert, utc
+from reconcilers.core.planner import SyncedNode as SyncedView
+from reconcilers.core.tree import Node
+from reconcilers.outcomes import Outcome
+from reconcilers.sources.base import Observation
+
+BLOGS = Blog.__table__
+
+
+def _blog(row: object) -> BlogRecord:
+    return BlogRecord(
+        id=row.id,  # type: ignore[attr-defined]
+        source_kind=row.source_kind,  # type: ignore[attr-defined]
+        source_config=json.loads(row.source_config),  # type: ignore[attr-defined]
+        folder=row.folder,  # type: ignore[attr-defined]
+        cursor=row.cursor,  # type: ignore[attr-defined]
+        status=row.status,  # type: ignore[attr-defined]
+        status_message=row.status_message,  # type: ignore[attr-defined]
+        dirty=bool(row.dirty),  # type: ignore[attr-defined]
+        created_at=utc(row.created_at),  # type: ignore[attr-defined]
+        last_pass_at=utc(row.last_pass_at),  # type: ignore[attr-defined]
+        last_pass_seconds=row.last_pass_seconds,  # type: ignore[attr-defined]
+        last_pass_result=row.last_pass_result,  # type: ignore[attr-defined]
+    )
+
+
+class Store:
+    def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+        embedded = self.engine.dialect.name == "sqlite"
+        try:
+            ensure_schema(self.engine, auto_upgrade=embedded if auto_upgrade is None else auto_upgrade)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database {self.engine.url!r}: {exc.orig}") from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(settings.effective_database_url)
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+
+    # -- blogs -------------------------------------------------------------
+
+    def add_blog(self, record: BlogRecord) -> BlogRecord:
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    BLOGS.insert().values(
+                        id=record.id,
+                        source_kind=record.source_kind,
+                        source_config=json.dumps(record.source_config, sort_keys=True),
+                        folder=record.folder,
+                        status="new",
+                        dirty=False,
+                        created_at=now_utc(),
+                    )
+                )
+        except IntegrityError:
+            raise BlogExists("a blog with this id already exists", blog_id=record.id) from None
+        return self.get_blog(record.id)
+
+    def get_blog(self, blog_id: str) -> BlogRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(BLOGS).where(BLOGS.c.id == blog_id)).first()
+        if row is None:
+            raise UnknownBlog("no such blog (see `controller blog list`)", blog_id=blog_id)
+        return _blog(row)
+
+    def list_blogs(self) -> list[BlogRecord]:
+        with self.engine.connect() as conn:
+            return [_blog(row) for row in conn.execute(select(BLOGS).order_by(BLOGS.c.id))]
+
+    def remove_blog(self, blog_id: str) -> None:
+        self.get_blog(blog_id)
+        with self.transaction() as conn:
+            for model in (SyncedNode, History):
+                conn.execute(delete(model).where(model.blog_id == blog_id))
+            conn.execute(delete(trees.REMOTE).where(trees.REMOTE.c.blog_id == blog_id))
+            conn.execute(delete(entries.ENTRIES).where(entries.ENTRIES.c.blog_id == blog_id))
+            conn.execute(delete(BLOGS).where(BLOGS.c.id == blog_id))
+
+    def set_status(self, blog_id: str, status: str, message: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(BLOGS).where(BLOGS.c.id == blog_id).values(status=status, status_message=message)
+            )
+
+    def set_dirty(self, blog_id: str, dirty: bool) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(dirty=dirty))
+
+    def record_pass(
+        self, blog_id: str, *, at: datetime, seconds: float, result: str, message: str | None,
+        history_limit: int,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(BLOGS)
+                .where(BLOGS.c.id == blog_id)
+                .values(
+                    last_pass_at=at,
+                    last_pass_seconds=seconds,
+                    last_pass_result=result,
+                    status="ok" if result == "ok" else "error",
+                    status_message=message,
+                )
+            )
+            apply.trim_history(conn, blog_id, history_limit)
+
+    # -- trees ---------------------------------------------------------------
+
+    def load_remote(self, blog_id: str) -> dict[str, Node]:
+        with self.engine.connect() as conn:
+            return trees.load_remote(conn, blog_id)
+
+    def save_observation(self, blog_id: str, observation: Observation) -> None:
+        with self.transaction() as conn:
+            trees.save_observation(conn, blog_id, observation)
+
+    def load_synced(self, blog_id: str) -> dict[str, SyncedView]:
+        with self.engine.connect() as conn:
+            return trees.load_synced(conn, blog_id)
+
+    def local_stats(self, blog_id: str) -> dict[str, tuple[int | None, int | None, int | None]]:
+        with self.engine.connect() as conn:
+            return trees.local_stats(conn, blog_id)
+
+    def record(self, blog_id: str, outcomes: Sequence[Outcome], now_ns: int) -> apply.Applied:
+        with self.transaction() as conn:
+            return apply.record(conn, blog_id, outcomes, now_utc(), now_ns)
+
+    def repair_synced(
+        self, blog_id: str, forget: Sequence[str], adopt: Sequence[dict[str, Any]]
+    ) -> None:
+        """Drift repair: forget rows whose disk content is unknown, adopt what disk has."""
+        s = SyncedNode.__table__.c
+        with self.transaction() as conn:
+            for root in forget:
+                conn.execute(
+                    delete(SyncedNode.__table__).where(s.blog_id == blog_id, in_subtree(s.path, root))
+                )
+            rows = [
+                {"blog_id": blog_id, "attempts": 0, "retry_at_ns": 0, **row} for row in adopt
+            ]
+            upsert(conn, SyncedNode.__table__, rows, ["blog_id", "path"])
+
+    def state_counts(self, blog_id: str) -> dict[str, int]:
+        s = SyncedNode.__table__.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.state, func.count())
+                .where(s.blog_id == blog_id, s.kind == "file")
+                .group_by(s.state)
+            )
+            return {row[0]: row[1] for row in rows}
+
+    # -- entries and history ---------------------------------------------------
+
+    def entries(self, blog_id: str, *, include_deleted: bool = True) -> list[EntryRecord]:
+        with self.engine.connect() as conn:
+            return entries.list_entries(conn, blog_id, include_deleted=include_deleted)
+
+    def history(self, blog_id: str, limit: int = 100) -> list[HistoryRecord]:
+        h = History.__table__.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(h.at, h.action, h.path, h.result)
+                .where(h.blog_id == blog_id)
+                .order_by(h.id.desc())
+                .limit(limit)
+            )
+            return [HistoryRecord(utc(r.at), r.action, r.path, r.result) for r in rows]  # type: ignore[arg-type]

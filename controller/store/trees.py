@@ -1,0 +1,102 @@
+"""The remote and synced trees: loading them whole, saving observations in bulk."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select, update
+
+from controller.store.models import Blog, RemoteNode, SyncedNode
+from controller.store.sql import chunks, upsert
+from reconcilers.core.machine import State
+from reconcilers.core.planner import SyncedNode as SyncedView
+from reconcilers.core.tree import Kind, Node
+from reconcilers.sources.base import Observation
+
+REMOTE = RemoteNode.__table__
+SYNCED = SyncedNode.__table__
+
+
+def load_remote(conn: Connection, blog_id: str) -> dict[str, Node]:
+    r = REMOTE.c
+    rows = conn.execute(
+        select(
+            r.path, r.kind, r.size, r.mtime_ns, r.content_hash, r.rev, r.node_id, r.ignored,
+            r.problem,
+        ).where(r.blog_id == blog_id)
+    )
+    return {
+        row.path: Node(
+            row.path,
+            Kind(row.kind),
+            row.size,
+            row.mtime_ns,
+            row.content_hash,
+            row.rev,
+            row.node_id,
+            bool(row.ignored),
+            row.problem,
+        )
+        for row in rows
+    }
+
+
+def save_observation(conn: Connection, blog_id: str, observation: Observation) -> None:
+    """Store what the source said and its cursor together (one transaction)."""
+    upsert(
+        conn,
+        REMOTE,
+        [
+            {
+                "blog_id": blog_id,
+                "path": n.path,
+                "kind": n.kind.value,
+                "size": n.size,
+                "mtime_ns": n.mtime_ns,
+                "content_hash": n.content_hash,
+                "rev": n.rev,
+                "node_id": n.id,
+                "ignored": n.ignored,
+                "problem": n.problem,
+            }
+            for n in observation.upserts
+        ],
+        ["blog_id", "path"],
+    )
+    for part in chunks(observation.deletes):
+        conn.execute(
+            delete(REMOTE).where(REMOTE.c.blog_id == blog_id, REMOTE.c.path.in_(part))
+        )
+    conn.execute(update(Blog).where(Blog.id == blog_id).values(cursor=observation.cursor))
+
+
+def load_synced(conn: Connection, blog_id: str) -> dict[str, SyncedView]:
+    s = SYNCED.c
+    rows = conn.execute(
+        select(
+            s.path, s.kind, s.size, s.mtime_ns, s.content_hash, s.rev, s.node_id, s.state,
+            s.error, s.retry_at_ns, s.failed_hash,
+        ).where(s.blog_id == blog_id)
+    )
+    return {
+        row.path: SyncedView(
+            Node(
+                row.path, Kind(row.kind), row.size, row.mtime_ns, row.content_hash, row.rev,
+                row.node_id,
+            ),
+            State(row.state),
+            row.error,
+            row.retry_at_ns,
+            row.failed_hash,
+        )
+        for row in rows
+    }
+
+
+def local_stats(conn: Connection, blog_id: str) -> dict[str, tuple[int | None, int | None, int | None]]:
+    """Installed files' recorded (inode, size, mtime_ns), for drift detection."""
+    s = SYNCED.c
+    rows = conn.execute(
+        select(s.path, s.local_inode, s.local_size, s.local_mtime_ns).where(
+            s.blog_id == blog_id, s.kind == Kind.FILE.value, s.content_hash.is_not(None)
+        )
+    )
+    return {row.path: (row.local_inode, row.local_size, row.local_mtime_ns) for row in rows}

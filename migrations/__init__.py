@@ -1,0 +1,1 @@
+"""Alembic migrations for the controller's store (run with ``controller db upgrade``)."""

@@ -1,0 +1,373 @@
+"""The executor: the only code that writes into a blog folder.
+
+Installs are atomic and batched. A set streams the file into a temporary file
+beside its target while hashing it, refuses it when the hash differs from what
+the source promised, then a whole batch of temporaries is made durable with
+one ``syncfs`` (instead of one ``fsync`` per small file), renamed into place
+and made durable again before the store records it. A path in the folder
+therefore always holds its old content or its new content, never a partial
+file; a crash leaves only temporaries (``.~ctl-*``), which :meth:`sweep`
+removes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import secrets
+import shutil
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from reconcilers.build import EntryDraft, build_entry, is_post
+from reconcilers.core.plan import Build, Drop, Ignore, MakeDir, Move, Plan, Reject, Set
+from reconcilers.core.tree import TEMP_PREFIX, Kind, Node, normalise_path, parent_of
+from reconcilers.errors import BuildError, ExecutorError, InvalidPath, SourceError
+from reconcilers.hashing import ContentHasher
+from reconcilers.outcomes import (
+    ActionFailed,
+    BuildFailure,
+    BuildResult,
+    Dropped,
+    FetchFailed,
+    Installed,
+    LocalStat,
+    MadeDir,
+    Moved,
+    Outcome,
+    Rebuilt,
+    Recorded,
+)
+from reconcilers.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[str, bytes], EntryDraft]
+#: Posts up to this size are kept in memory between install and build.
+KEEP_FOR_BUILD = 8 * 1024 * 1024
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+    return func  # type: ignore[no-any-return]
+
+
+_SYNCFS = _load_syncfs()
+
+
+class _HashingWriter:
+    """Hashes what a source writes, on its way to the temporary file."""
+
+    def __init__(self, target: BinaryIO, keep: bool) -> None:
+        self.target = target
+        self.hasher = ContentHasher()
+        self.chunks: list[bytes] | None = [] if keep else None
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        if self.chunks is not None:
+            if self.hasher.size > KEEP_FOR_BUILD:
+                self.chunks = None
+            else:
+                self.chunks.append(bytes(data))
+        return self.target.write(data)
+
+
+class _Staged:
+    __slots__ = ("data", "node", "temp")
+
+    def __init__(self, node: Node, temp: Path, data: bytes | None) -> None:
+        self.node = node
+        self.temp = temp
+        self.data = data
+
+
+class Executor:
+    def __init__(
+        self,
+        root: Path,
+        source: Source,
+        *,
+        blog_id: str | None = None,
+        batch_size: int = 500,
+        builder: Builder = build_entry,
+    ) -> None:
+        self.root = Path(root)
+        self.source = source
+        self.blog_id = blog_id
+        self.batch_size = batch_size
+        self.builder = builder
+        self._checked_dirs: set[str] = {""}
+
+    # -- paths -------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        """The on-disk path for ``key``, refusing anything that could leave the folder."""
+        try:
+            if normalise_path(key) != key:
+                raise InvalidPath("path is not normalised", path=key)
+        except InvalidPath as exc:
+            raise ExecutorError(exc.message, blog_id=self.blog_id, path=key) from None
+        return self.root / key
+
+    def _check_dir(self, key: str) -> None:
+        """Every directory on the way to ``key`` must be a real directory, not a symlink."""
+        if key in self._checked_dirs:
+            return
+        self._check_dir(parent_of(key))
+        try:
+            st = os.lstat(self.root / key)
+        except FileNotFoundError:
+            raise ExecutorError(
+                f"directory {key!r} is missing", blog_id=self.blog_id, path=key
+            ) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ExecutorError(
+                f"{key!r} is not a directory (a file is where a directory must be)",
+                blog_id=self.blog_id,
+                path=key,
+            )
+        self._checked_dirs.add(key)
+
+    def _forget_dirs(self, key: str) -> None:
+        self._checked_dirs = {d for d in self._checked_dirs if not (d == key or d.startswith(key + "/"))}
+        self._checked_dirs.add("")
+
+    # -- running a plan -------------------------------------------------------
+
+    def run(self, plan: Plan) -> Iterator[list[Outcome]]:
+        """Apply ``plan`` in order, yielding outcomes in batches the store commits."""
+        instant: list[Outcome] = []
+        pending_sets: list[Node] = []
+        for action in plan:
+            if isinstance(action, Set):
+                if instant:
+                    yield instant
+                    instant = []
+                pending_sets.append(action.node)
+                if len(pending_sets) >= self.batch_size:
+                    yield self.install(pending_sets)
+                    pending_sets = []
+                continue
+            if pending_sets:
+                yield self.install(pending_sets)
+                pending_sets = []
+            instant.append(self._instant(action))
+        if pending_sets:
+            yield self.install(pending_sets)
+        if instant:
+            yield instant
+
+    def _instant(self, action: Drop | Move | MakeDir | Build | Ignore | Reject) -> Outcome:
+        if isinstance(action, Drop):
+            return self.drop(action)
+        if isinstance(action, Move):
+            return self.move(action)
+        if isinstance(action, MakeDir):
+            return self.make_dir(action.node)
+        if isinstance(action, Build):
+            return self.rebuild(action.node)
+        if isinstance(action, Ignore):
+            return Recorded(action.node, ignored=True)
+        return Recorded(action.node, ignored=False, message=action.message)
+
+    def drop(self, action: Drop) -> Outcome:
+        if not action.on_disk:
+            return Dropped(action.path, action.kind, on_disk=False)
+        try:
+            target = self._path(action.path)
+            self._check_dir(parent_of(action.path))
+            st = os.lstat(target)
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(target)
+                self._forget_dirs(action.path)
+            else:
+                target.unlink()
+        except FileNotFoundError:
+            pass
+        except (OSError, ExecutorError) as exc:
+            return ActionFailed("drop", action.path, _message(exc))
+        return Dropped(action.path, action.kind, on_disk=True)
+
+    def move(self, action: Move) -> Outcome:
+        try:
+            src, dst = self._path(action.src), self._path(action.dst)
+            self._check_dir(parent_of(action.src))
+            self._check_dir(parent_of(action.dst))
+            if action.kind is Kind.DIR and os.path.lexists(dst):
+                raise ExecutorError("the target directory already exists", path=action.dst)
+            os.rename(src, dst)
+        except (OSError, ExecutorError) as exc:
+            return ActionFailed("move", action.src, _message(exc), dst=action.dst)
+        if action.kind is Kind.DIR:
+            self._forget_dirs(action.src)
+        return Moved(action.src, action.dst, action.kind)
+
+    def make_dir(self, node: Node) -> Outcome:
+        try:
+            target = self._path(node.path)
+            self._check_dir(parent_of(node.path))
+            if os.path.lexists(target) and not os.path.isdir(target):
+                target.unlink()
+            target.mkdir(exist_ok=True)
+        except (OSError, ExecutorError) as exc:
+            return ActionFailed("mkdir", node.path, _message(exc))
+        return MadeDir(node)
+
+    # -- installs ------------------------------------------------------------
+
+    def install(self, nodes: list[Node]) -> list[Outcome]:
+        """Fetch, verify, make durable and rename a batch of files; then build them."""
+        outcomes: list[Outcome] = []
+        staged: list[_Staged] = []
+        try:
+            for node in nodes:
+                result = self._stage(node)
+                if isinstance(result, _Staged):
+                    staged.append(result)
+                else:
+                    outcomes.append(result)
+            self._make_durable([s.temp for s in staged])
+            installed: list[tuple[_Staged, LocalStat]] = []
+            for item in staged:
+                try:
+                    target = self._path(item.node.path)
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        raise ExecutorError("a directory is in the way", path=item.node.path)
+                    os.rename(item.temp, target)
+                    st = os.lstat(target)
+                except (OSError, ExecutorError) as exc:
+                    _unlink_quietly(item.temp)
+                    outcomes.append(FetchFailed(item.node, _message(exc)))
+                    continue
+                installed.append((item, LocalStat(st.st_ino, st.st_size, st.st_mtime_ns)))
+            self._make_durable([])
+        finally:
+            for item in staged:
+                _unlink_quietly(item.temp)
+        for item, local in installed:
+            outcomes.append(Installed(item.node, local, self._build(item.node, item.data)))
+        return outcomes
+
+    def _stage(self, node: Node) -> _Staged | FetchFailed:
+        try:
+            self._path(node.path)
+            self._check_dir(parent_of(node.path))
+        except ExecutorError as exc:
+            return FetchFailed(node, exc.message, transient=False)
+        parent = self.root / parent_of(node.path)
+        temp = parent / f"{TEMP_PREFIX}set-{secrets.token_hex(6)}"
+        keep = is_post(node.path)
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                writer = _HashingWriter(handle, keep)
+                self.source.fetch(node, writer)  # type: ignore[arg-type]
+            digest = writer.hasher.hexdigest()
+            if node.content_hash is not None and digest != node.content_hash:
+                _unlink_quietly(temp)
+                return FetchFailed(node, "content changed while fetching (hash mismatch)")
+            if node.mtime_ns:
+                os.utime(temp, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+        except SourceError as exc:
+            _unlink_quietly(temp)
+            return FetchFailed(node, exc.message)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            return FetchFailed(node, f"cannot write into the blog folder: {exc.strerror}")
+        data = b"".join(writer.chunks) if writer.chunks is not None else None
+        return _Staged(node, temp, data)
+
+    def _make_durable(self, files: list[Path]) -> None:
+        if _SYNCFS is not None:
+            fd = os.open(self.root, os.O_RDONLY)
+            try:
+                if _SYNCFS(fd) == 0:
+                    return
+            finally:
+                os.close(fd)
+        for path in files:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # -- builds --------------------------------------------------------------
+
+    def _build(self, node: Node, data: bytes | None) -> BuildResult:
+        if not is_post(node.path):
+            return None
+        try:
+            if data is None:
+                data = (self.root / node.path).read_bytes()
+            return self.builder(node.path, data)
+        except BuildError as exc:
+            return BuildFailure(exc.message, exc.line)
+        except OSError as exc:
+            return BuildFailure(f"cannot read the installed file: {exc.strerror}")
+        except Exception as exc:  # a builder bug must fail its file, never the pass
+            log.exception("builder crashed", extra={"blog": self.blog_id, "path": node.path})
+            return BuildFailure(f"the builder crashed: {exc!r}")
+
+    def rebuild(self, node: Node) -> Outcome:
+        return Rebuilt(node, self._build(node, None))
+
+    # -- housekeeping -----------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Remove temporaries a crashed pass left behind; returns how many."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for directory, dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    _unlink_quietly(Path(directory) / name)
+                    removed += 1
+            for name in [d for d in dirs if d.startswith(TEMP_PREFIX)]:
+                shutil.rmtree(Path(directory) / name, ignore_errors=True)
+                dirs.remove(name)
+                removed += 1
+        self._checked_dirs = {""}
+        return removed
+
+    def scan(self) -> dict[str, tuple[Kind, LocalStat]]:
+        """Everything in the blog folder, by key (for full validation)."""
+        found: dict[str, tuple[Kind, LocalStat]] = {}
+        root = str(self.root)
+        for directory, dirs, files in os.walk(root):
+            rel = os.path.relpath(directory, root)
+            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            for name in dirs + files:
+                st = os.lstat(os.path.join(directory, name))
+                kind = Kind.DIR if stat.S_ISDIR(st.st_mode) else Kind.FILE
+                found[prefix + name] = (kind, LocalStat(st.st_ino, st.st_size, st.st_mtime_ns))
+        return found
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ExecutorError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}"
+    return str(exc)
