@@ -9,9 +9,10 @@ file must not take down the reconciliation of a whole blog.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -25,7 +26,11 @@ POST_SUFFIXES: frozenset[str] = frozenset({".md", ".markdown", ".txt", ".html"})
 
 _BOM = b"\xef\xbb\xbf"
 _TRUE_WORDS = frozenset({"yes", "true", "1", "on"})
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+# ``[^<>]*`` (not ``[^>]*``) keeps every failed match short, hence linear scans.
+_HTML_SCAN = re.compile(
+    r"<!--|<(?P<raw>script|style)(?=[\s/>])|<h(?P<level>[1-6])(?=[\s/>])[^<>]*>", re.IGNORECASE
+)
+_HTML_TAG = re.compile(r"<[^<>]*>")
 
 # Raw HTML is allowed because Blot-style posts mix it into Markdown freely.
 _MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable("table")
@@ -167,40 +172,41 @@ def _inline_text(token: Token) -> str:
     return " ".join("".join(parts).split())
 
 
-class _FirstHeading(HTMLParser):
-    """Collects the text of the first non-empty ``<h1>``…``<h6>``, tags stripped."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open_tag: str | None = None
-        self.parts: list[str] = []
-        self.title = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if not self.title and self.open_tag is None and tag in _HEADINGS:
-            self.open_tag = tag
-            self.parts = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == self.open_tag:
-            self.finish()
-
-    def handle_data(self, data: str) -> None:
-        if self.open_tag is not None:
-            self.parts.append(data)
-
-    def finish(self) -> None:
-        self.open_tag = None
-        self.title = self.title or " ".join("".join(self.parts).split())
-
-
 def _html_heading(body: str) -> str:
-    parser = _FirstHeading()
-    try:
-        parser.feed(body)
-        parser.close()
-    except Exception:  # the stdlib parser is lenient; a title is never worth a failure
-        return ""
-    if parser.open_tag is not None:  # an unclosed heading still reads as one
-        parser.finish()
-    return parser.title
+    """Text of the first non-empty ``<h1>``…``<h6>``, tags stripped, entities decoded.
+
+    A small scanner rather than ``html.parser``: the stdlib parser goes quadratic
+    on runs of unclosed ``<`` (minutes for a few hundred KB), and every step here
+    is a bounded search, so a hostile file costs linear time. Comments, scripts
+    and styles are skipped so that a heading inside them is not taken.
+    """
+    position = 0
+    while (found := _HTML_SCAN.search(body, position)) is not None:
+        if found.group(0) == "<!--":
+            end = body.find("-->", found.end())
+            position = len(body) if end < 0 else end + 3
+            continue
+        if found.group("raw") is not None:
+            closer = re.compile(rf"</{found.group('raw')}", re.IGNORECASE)
+            closing = closer.search(body, found.end())
+            position = len(body) if closing is None else closing.end()
+            continue
+        closing_heading = re.compile(rf"</h{found.group('level')}\s*>", re.IGNORECASE)
+        closing = closing_heading.search(body, found.end())
+        inner = body[found.end() : len(body) if closing is None else closing.start()]
+        text = " ".join(html.unescape(_HTML_TAG.sub("", _without_comments(inner))).split())
+        if text:
+            return text
+        position = len(body) if closing is None else closing.end()
+    return ""
+
+
+def _without_comments(text: str) -> str:
+    kept: list[str] = []
+    position = 0
+    while (start := text.find("<!--", position)) >= 0:
+        kept.append(text[position:start])
+        end = text.find("-->", start + 4)
+        position = len(text) if end < 0 else end + 3
+    kept.append(text[position:])
+    return "".join(kept)
