@@ -162,7 +162,9 @@ def reconcile(ctx: Context, blog_id: str, full: bool, as_json: bool) -> None:
         ) as bar:
             task = bar.add_task("install", total=None)
             report = reconciler.reconcile(
-                blog_id, full=full, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                blog_id,
+                full=full,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     if as_json:
         _print_json(report.as_json())
@@ -202,8 +204,9 @@ def status(ctx: Context, blog_id: str, as_json: bool) -> None:
         if row.node.kind.value == "file"
     ]
     counts: dict[str, int] = {}
-    for item in files:
-        counts[item["state"]] = counts.get(item["state"], 0) + 1
+    for path, row in synced.items():
+        if row.node.kind.value == "file":
+            counts[row.state.value] = counts.get(row.state.value, 0) + 1
     if as_json:
         _print_json({"blog": blog_id, "counts": counts, "files": files})
         return
@@ -213,7 +216,10 @@ def status(ctx: Context, blog_id: str, as_json: bool) -> None:
         out.print(f"  {record.status_message}")
     for item in files:
         if item["state"] != "synced":
-            out.print(f"  {item['state']:<9} {item['path']}" + (f": {item['error']}" if item["error"] else ""))
+            out.print(
+                f"  {item['state']:<9} {item['path']}"
+                + (f": {item['error']}" if item["error"] else "")
+            )
 
 
 @cli.command()

@@ -50,7 +50,7 @@ def repair_drift(store: Store, blog_id: str, executor: Executor) -> int:
         if not valid:
             _remove(executor.root / raw)
             continue
-        row: dict[str, Any] = {
+        adopted: dict[str, Any] = {
             "path": raw,
             "kind": kind.value,
             "content_hash": None,
@@ -66,7 +66,7 @@ def repair_drift(store: Store, blog_id: str, executor: Executor) -> int:
                 digest, size = hash_file(str(executor.root / raw))
             except OSError:
                 continue
-            row.update(
+            adopted.update(
                 content_hash=digest,
                 size=size,
                 mtime_ns=local.mtime_ns,
@@ -75,7 +75,7 @@ def repair_drift(store: Store, blog_id: str, executor: Executor) -> int:
                 local_size=local.size,
                 local_mtime_ns=local.mtime_ns,
             )
-        adopt.append(row)
+        adopt.append(adopted)
     store.repair_synced(blog_id, forget, adopt)
     return len(forget) + len(adopt)
 

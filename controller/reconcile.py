@@ -83,14 +83,22 @@ class Reconciler:
                 exc.blog_id = blog.id
             report.seconds = time.monotonic() - started
             self.store.record_pass(
-                blog.id, at=now_utc(), seconds=report.seconds, result="error",
-                message=str(exc), history_limit=self.settings.history_limit,
+                blog.id,
+                at=now_utc(),
+                seconds=report.seconds,
+                result="error",
+                message=str(exc),
+                history_limit=self.settings.history_limit,
             )
             raise
         report.seconds = time.monotonic() - started
         self.store.record_pass(
-            blog.id, at=now_utc(), seconds=report.seconds, result="ok",
-            message=None, history_limit=self.settings.history_limit,
+            blog.id,
+            at=now_utc(),
+            seconds=report.seconds,
+            result="ok",
+            message=None,
+            history_limit=self.settings.history_limit,
         )
         log.info(
             "reconciled",

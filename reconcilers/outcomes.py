@@ -93,6 +93,4 @@ class ActionFailed:
     dst: str | None = None
 
 
-Outcome = (
-    Dropped | Moved | MadeDir | Installed | Rebuilt | FetchFailed | Recorded | ActionFailed
-)
+Outcome = Dropped | Moved | MadeDir | Installed | Rebuilt | FetchFailed | Recorded | ActionFailed

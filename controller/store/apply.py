@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from controller.store import entries
-from controller.store.models import History, SyncedNode
+from controller.store.models import HISTORY, SYNCED
 from controller.store.sql import chunks, in_subtree, rebased, upsert
 from reconcilers.build import EntryDraft
 from reconcilers.core.machine import MACHINE, State, Trigger
@@ -35,8 +35,6 @@ from reconcilers.outcomes import (
     Recorded,
 )
 
-SYNCED = SyncedNode.__table__
-HISTORY = History.__table__
 RETRY_BASE_NS = 1_000_000_000
 RETRY_CAP_NS = 15 * 60 * 1_000_000_000
 _SYNC_KEYS = ["blog_id", "path"]
@@ -44,7 +42,8 @@ _SYNC_KEYS = ["blog_id", "path"]
 
 def retry_delay_ns(attempts: int) -> int:
     """Exponential backoff for failed fetches: 1 s, 2 s, 4 s … capped at 15 min."""
-    return min(RETRY_BASE_NS * 2 ** max(attempts - 1, 0), RETRY_CAP_NS)
+    delay: int = RETRY_BASE_NS * 2 ** max(attempts - 1, 0)
+    return min(delay, RETRY_CAP_NS)
 
 
 @dataclass
@@ -147,7 +146,12 @@ class BatchRecorder:
         for part in chunks(list(paths)):
             for row in self.conn.execute(
                 select(
-                    s.path, s.state, s.attempts, s.content_hash, s.local_inode, s.local_size,
+                    s.path,
+                    s.state,
+                    s.attempts,
+                    s.content_hash,
+                    s.local_inode,
+                    s.local_size,
                     s.local_mtime_ns,
                 ).where(s.blog_id == self.blog_id, s.path.in_(part))
             ):
@@ -165,7 +169,13 @@ class BatchRecorder:
 
     def _log(self, action: str, path: str, result: str = "ok") -> None:
         self.history.append(
-            {"blog_id": self.blog_id, "at": self.now, "action": action, "path": path, "result": result}
+            {
+                "blog_id": self.blog_id,
+                "at": self.now,
+                "action": action,
+                "path": path,
+                "result": result,
+            }
         )
 
     def record(self, outcomes: Sequence[Outcome]) -> Applied:
@@ -192,7 +202,9 @@ class BatchRecorder:
         if isinstance(result, BuildFailure):
             return Trigger.BUILD_FAILED, result.message
         if isinstance(result, EntryDraft):
-            updated = datetime.fromtimestamp(node.mtime_ns / 1e9, UTC) if node.mtime_ns else self.now
+            updated = (
+                datetime.fromtimestamp(node.mtime_ns / 1e9, UTC) if node.mtime_ns else self.now
+            )
             self.writes.append(entries.EntryWrite(result, updated))
         return Trigger.BUILT, None
 
@@ -251,7 +263,9 @@ class BatchRecorder:
             self._log("ignore", node.path)
         else:
             state = _walk(old_state, Trigger.REFUSE, path=node.path)
-            self.rows.append(_row(self.blog_id, node, state, content_hash=None, error=outcome.message))
+            self.rows.append(
+                _row(self.blog_id, node, state, content_hash=None, error=outcome.message)
+            )
             self.applied.errors += 1
             self.applied.failures.append((node.path, outcome.message or "rejected"))
             self._log("reject", node.path, f"rejected: {outcome.message}")

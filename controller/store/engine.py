@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
 import migrations
 from controller.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -34,30 +35,38 @@ def make_engine(url: str) -> Engine:
         database = url.split(":///", 1)[1] if ":///" in url else ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        )
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str | None:
+    """The newest migration, read from the scripts (imports Alembic: slow, so cached)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision, read without importing Alembic (it costs startup time)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade(engine: Engine) -> None:
+    from alembic import command
+
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -67,12 +76,12 @@ def upgrade(engine: Engine) -> None:
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
     """Bring an embedded database up to date; refuse to touch a shared one silently."""
     current = current_revision(engine)
-    if current == head_revision():
+    if current == migrations.HEAD:
         return
     if auto_upgrade:
         upgrade(engine)
         return
     raise StoreError(
         f"the database schema is at revision {current or 'none'}, this controller needs "
-        f"{head_revision()}: run `controller db upgrade`"
+        f"{migrations.HEAD}: run `controller db upgrade`"
     )

@@ -7,15 +7,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select, update
 
-from controller.store.models import Entry
+from controller.store.models import ENTRIES
 from controller.store.records import EntryRecord, dumps
 from controller.store.sql import chunks, in_subtree, rebased, utc
 from reconcilers.build import EntryDraft
 
-ENTRIES = Entry.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,9 @@ class EntryWrite:
     updated: datetime
 
 
-def set_entries(conn: Connection, blog_id: str, writes: Sequence[EntryWrite], now: datetime) -> None:
+def set_entries(
+    conn: Connection, blog_id: str, writes: Sequence[EntryWrite], now: datetime
+) -> None:
     """Create or update the live entry at each path.
 
     The same path always maps to one id: a live entry is updated in place, a
@@ -48,7 +50,8 @@ def set_entries(conn: Connection, blog_id: str, writes: Sequence[EntryWrite], no
                 live[row.path] = (row.id, utc(row.updated) or now)
             else:
                 tombs[row.path] = row.id
-    inserts, updates = [], []
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[str, datetime | None, dict[str, Any]]] = []
     for write in writes:
         draft = write.draft
         fields = {
@@ -65,9 +68,9 @@ def set_entries(conn: Connection, blog_id: str, writes: Sequence[EntryWrite], no
             entry_id, updated = live[draft.path]
             if updated > write.updated:
                 continue
-            updates.append({"_id": entry_id, "date_": draft.date, **fields})
+            updates.append((entry_id, draft.date, fields))
         elif draft.path in tombs:
-            updates.append({"_id": tombs[draft.path], "date_": draft.date, **fields})
+            updates.append((tombs[draft.path], draft.date, fields))
         else:
             inserts.append(
                 {
@@ -81,11 +84,12 @@ def set_entries(conn: Connection, blog_id: str, writes: Sequence[EntryWrite], no
             )
     if inserts:
         conn.execute(ENTRIES.insert(), inserts)
-    for row in updates:
-        entry_id, date = row.pop("_id"), row.pop("date_")
-        values = dict(row)
-        values["date"] = date if date is not None else ENTRIES.c.created
-        conn.execute(update(ENTRIES).where(e.id == entry_id).values(**values))
+    for entry_id, date, fields in updates:
+        conn.execute(
+            update(ENTRIES)
+            .where(e.id == entry_id)
+            .values(date=date if date is not None else e.created, **fields)
+        )
 
 
 def soft_delete(conn: Connection, blog_id: str, root: str, now: datetime) -> None:
@@ -109,7 +113,9 @@ def move(conn: Connection, blog_id: str, src: str, dst: str, now: datetime) -> N
     )
 
 
-def list_entries(conn: Connection, blog_id: str, *, include_deleted: bool = True) -> list[EntryRecord]:
+def list_entries(
+    conn: Connection, blog_id: str, *, include_deleted: bool = True
+) -> list[EntryRecord]:
     e = ENTRIES.c
     query = select(ENTRIES).where(e.blog_id == blog_id)
     if not include_deleted:

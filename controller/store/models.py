@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     false,
     text,
@@ -140,3 +141,17 @@ class History(Base):
     result: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_history_blog_id_id", "blog_id", "id"),)
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table behind a model, typed as such (for bulk statements)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+BLOGS = _table(Blog)
+REMOTE = _table(RemoteNode)
+SYNCED = _table(SyncedNode)
+ENTRIES = _table(Entry)
+HISTORY = _table(History)

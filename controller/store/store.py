@@ -19,7 +19,7 @@ from controller.errors import BlogExists, StoreError, UnknownBlog
 from controller.settings import Settings
 from controller.store import apply, entries, trees
 from controller.store.engine import ensure_schema, make_engine, upgrade
-from controller.store.models import Blog, History, SyncedNode
+from controller.store.models import BLOGS, ENTRIES, HISTORY, REMOTE, SYNCED
 from controller.store.records import BlogRecord, EntryRecord, HistoryRecord
 from controller.store.sql import in_subtree, now_utc, upsert, utc
 from reconcilers.core.planner import SyncedNode as SyncedView
@@ -27,7 +27,6 @@ from reconcilers.core.tree import Node
 from reconcilers.outcomes import Outcome
 from reconcilers.sources.base import Observation
 
-BLOGS = Blog.__table__
 
 
 def _blog(row: object) -> BlogRecord:
@@ -53,7 +52,9 @@ class Store:
         self.engine: Engine = make_engine(url)
         embedded = self.engine.dialect.name == "sqlite"
         try:
-            ensure_schema(self.engine, auto_upgrade=embedded if auto_upgrade is None else auto_upgrade)
+            ensure_schema(
+                self.engine, auto_upgrade=embedded if auto_upgrade is None else auto_upgrade
+            )
         except OperationalError as exc:
             raise StoreError(f"cannot open the database {self.engine.url!r}: {exc.orig}") from exc
 
@@ -109,16 +110,16 @@ class Store:
     def remove_blog(self, blog_id: str) -> None:
         self.get_blog(blog_id)
         with self.transaction() as conn:
-            for model in (SyncedNode, History):
-                conn.execute(delete(model).where(model.blog_id == blog_id))
-            conn.execute(delete(trees.REMOTE).where(trees.REMOTE.c.blog_id == blog_id))
-            conn.execute(delete(entries.ENTRIES).where(entries.ENTRIES.c.blog_id == blog_id))
+            for table in (SYNCED, HISTORY, REMOTE, ENTRIES):
+                conn.execute(delete(table).where(table.c.blog_id == blog_id))
             conn.execute(delete(BLOGS).where(BLOGS.c.id == blog_id))
 
     def set_status(self, blog_id: str, status: str, message: str | None = None) -> None:
         with self.transaction() as conn:
             conn.execute(
-                update(BLOGS).where(BLOGS.c.id == blog_id).values(status=status, status_message=message)
+                update(BLOGS)
+                .where(BLOGS.c.id == blog_id)
+                .values(status=status, status_message=message)
             )
 
     def set_dirty(self, blog_id: str, dirty: bool) -> None:
@@ -126,7 +127,13 @@ class Store:
             conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(dirty=dirty))
 
     def record_pass(
-        self, blog_id: str, *, at: datetime, seconds: float, result: str, message: str | None,
+        self,
+        blog_id: str,
+        *,
+        at: datetime,
+        seconds: float,
+        result: str,
+        message: str | None,
         history_limit: int,
     ) -> None:
         with self.transaction() as conn:
@@ -169,19 +176,19 @@ class Store:
         self, blog_id: str, forget: Sequence[str], adopt: Sequence[dict[str, Any]]
     ) -> None:
         """Drift repair: forget rows whose disk content is unknown, adopt what disk has."""
-        s = SyncedNode.__table__.c
+        s = SYNCED.c
         with self.transaction() as conn:
             for root in forget:
                 conn.execute(
-                    delete(SyncedNode.__table__).where(s.blog_id == blog_id, in_subtree(s.path, root))
+                    delete(SYNCED).where(
+                        s.blog_id == blog_id, in_subtree(s.path, root)
+                    )
                 )
-            rows = [
-                {"blog_id": blog_id, "attempts": 0, "retry_at_ns": 0, **row} for row in adopt
-            ]
-            upsert(conn, SyncedNode.__table__, rows, ["blog_id", "path"])
+            rows = [{"blog_id": blog_id, "attempts": 0, "retry_at_ns": 0, **row} for row in adopt]
+            upsert(conn, SYNCED, rows, ["blog_id", "path"])
 
     def state_counts(self, blog_id: str) -> dict[str, int]:
-        s = SyncedNode.__table__.c
+        s = SYNCED.c
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(s.state, func.count())
@@ -197,7 +204,7 @@ class Store:
             return entries.list_entries(conn, blog_id, include_deleted=include_deleted)
 
     def history(self, blog_id: str, limit: int = 100) -> list[HistoryRecord]:
-        h = History.__table__.c
+        h = HISTORY.c
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(h.at, h.action, h.path, h.result)

@@ -4,38 +4,37 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete, select, update
 
-from controller.store.models import Blog, RemoteNode, SyncedNode
+from controller.store.models import BLOGS, REMOTE, SYNCED
 from controller.store.sql import chunks, upsert
 from reconcilers.core.machine import State
 from reconcilers.core.planner import SyncedNode as SyncedView
 from reconcilers.core.tree import Kind, Node
 from reconcilers.sources.base import Observation
 
-REMOTE = RemoteNode.__table__
-SYNCED = SyncedNode.__table__
+
+_KINDS = {k.value: k for k in Kind}
+_STATES = {s.value: s for s in State}
 
 
 def load_remote(conn: Connection, blog_id: str) -> dict[str, Node]:
     r = REMOTE.c
     rows = conn.execute(
         select(
-            r.path, r.kind, r.size, r.mtime_ns, r.content_hash, r.rev, r.node_id, r.ignored,
+            r.path,
+            r.kind,
+            r.size,
+            r.mtime_ns,
+            r.content_hash,
+            r.rev,
+            r.node_id,
+            r.ignored,
             r.problem,
         ).where(r.blog_id == blog_id)
-    )
+    ).tuples()
+    kinds = _KINDS
     return {
-        row.path: Node(
-            row.path,
-            Kind(row.kind),
-            row.size,
-            row.mtime_ns,
-            row.content_hash,
-            row.rev,
-            row.node_id,
-            bool(row.ignored),
-            row.problem,
-        )
-        for row in rows
+        path: Node(path, kinds[kind], size, mtime, digest, rev, node_id, bool(ignored), problem)
+        for path, kind, size, mtime, digest, rev, node_id, ignored, problem in rows
     }
 
 
@@ -62,36 +61,43 @@ def save_observation(conn: Connection, blog_id: str, observation: Observation) -
         ["blog_id", "path"],
     )
     for part in chunks(observation.deletes):
-        conn.execute(
-            delete(REMOTE).where(REMOTE.c.blog_id == blog_id, REMOTE.c.path.in_(part))
-        )
-    conn.execute(update(Blog).where(Blog.id == blog_id).values(cursor=observation.cursor))
+        conn.execute(delete(REMOTE).where(REMOTE.c.blog_id == blog_id, REMOTE.c.path.in_(part)))
+    conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(cursor=observation.cursor))
 
 
 def load_synced(conn: Connection, blog_id: str) -> dict[str, SyncedView]:
     s = SYNCED.c
     rows = conn.execute(
         select(
-            s.path, s.kind, s.size, s.mtime_ns, s.content_hash, s.rev, s.node_id, s.state,
-            s.error, s.retry_at_ns, s.failed_hash,
+            s.path,
+            s.kind,
+            s.size,
+            s.mtime_ns,
+            s.content_hash,
+            s.rev,
+            s.node_id,
+            s.state,
+            s.error,
+            s.retry_at_ns,
+            s.failed_hash,
         ).where(s.blog_id == blog_id)
-    )
+    ).tuples()
+    kinds, states = _KINDS, _STATES
     return {
-        row.path: SyncedView(
-            Node(
-                row.path, Kind(row.kind), row.size, row.mtime_ns, row.content_hash, row.rev,
-                row.node_id,
-            ),
-            State(row.state),
-            row.error,
-            row.retry_at_ns,
-            row.failed_hash,
+        path: SyncedView(
+            Node(path, kinds[kind], size, mtime, digest, rev, node_id),
+            states[state],
+            error,
+            retry_at,
+            failed_hash,
         )
-        for row in rows
+        for path, kind, size, mtime, digest, rev, node_id, state, error, retry_at, failed_hash in rows
     }
 
 
-def local_stats(conn: Connection, blog_id: str) -> dict[str, tuple[int | None, int | None, int | None]]:
+def local_stats(
+    conn: Connection, blog_id: str
+) -> dict[str, tuple[int | None, int | None, int | None]]:
     """Installed files' recorded (inode, size, mtime_ns), for drift detection."""
     s = SYNCED.c
     rows = conn.execute(

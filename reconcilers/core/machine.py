@@ -133,3 +133,25 @@ def mermaid(machine: FileMachine = MACHINE) -> str:
     for source, trigger, dest in machine.edges():
         lines.append(f"    {source.value} --> {dest.value}: {trigger.value}")
     return "\n".join(lines) + "\n"
+
+
+def document(machine: FileMachine = MACHINE) -> str:
+    """``docs/state-machine.md``: the diagram plus what each state means."""
+    meanings = {
+        State.PENDING: "the remote has content this file does not have yet",
+        State.FETCHING: "its bytes are being fetched into a temporary file",
+        State.BUILDING: "its bytes are installed; its entry is being built",
+        State.SYNCED: "installed and built: nothing to do",
+        State.FAILED: "a transient failure (fetch, crash): retried with backoff",
+        State.REJECTED: "a content or path error: not retried until the file changes",
+        State.IGNORED: "never mirrored (OS litter, lock files, temporaries)",
+    }
+    rows = "\n".join(f"| `{s.value}` | {meanings[s]} |" for s in State)
+    return (
+        "# The per-file state machine\n\n"
+        "Generated from `reconcilers/core/machine.py` by `make diagram`; a test fails when "
+        "this file is stale.\n\n"
+        f"```mermaid\n{mermaid(machine)}```\n\n"
+        "| state | meaning |\n|---|---|\n"
+        f"{rows}\n"
+    )

@@ -57,9 +57,7 @@ class Inference:
 
 
 def _pair_by_content(removed: list[Node], added: list[Node]) -> list[InferredMove]:
-    groups: dict[tuple[str, int], tuple[list[Node], list[Node]]] = defaultdict(
-        lambda: ([], [])
-    )
+    groups: dict[tuple[str, int], tuple[list[Node], list[Node]]] = defaultdict(lambda: ([], []))
     for node in removed:
         if node.kind is Kind.FILE and node.content_hash and node.size > 0:
             groups[(node.content_hash, node.size)][0].append(node)
@@ -142,9 +140,7 @@ def infer_moves(
     dir_moves = _directory_moves(removed_dirs, added_dirs, file_moves)
     by_src = {m.src: m.dst for m in dir_moves}
     residual = [m for m in file_moves if _relocate(m.src, by_src) != m.dst]
-    moves = sorted(
-        [*dir_moves, *residual], key=lambda m: (-m.src.count("/"), m.src)
-    )
+    moves = sorted([*dir_moves, *residual], key=lambda m: (-m.src.count("/"), m.src))
     file_dst = {m.src: m.dst for m in residual}
     new_by_path = {n.path: n for n in new}
     drops: list[str] = []

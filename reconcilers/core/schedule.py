@@ -58,10 +58,8 @@ class Scheduler:
         self.wanted = wanted
         self.reserved = set(reserved)
         self.actions: list[Drop | Move | MakeDir] = []
-        self.fs: dict[str, Kind] = {p: n.kind for p, n in on_disk.items()}
+        self.fs: dict[str, Kind] = {}
         self.kids: dict[str, set[str]] = {}
-        for path in self.fs:
-            self.kids.setdefault(parent_of(path), set()).add(path)
         self.busy: Counter[str] = Counter()
         self._temp = 0
 
@@ -115,10 +113,9 @@ class Scheduler:
         file_claimed = set(file_moves.values())
         landed: dict[str, tuple[str, Node]] = {}
         drops: list[Drop] = []
-        for path in sorted(self.on_disk):
-            node = self.on_disk[path]
+        for path, node in self.on_disk.items():
             explicit = path in file_moves or path in dir_moves
-            dest = file_moves.get(path) or _relocate(path, dir_moves)
+            dest = file_moves.get(path) or (_relocate(path, dir_moves) if dir_moves else path)
             target = self.wanted.get(dest)
             if not explicit and dest in claimed:
                 # Only a file staying put may be replaced by a file moving onto it.
@@ -132,7 +129,12 @@ class Scheduler:
             (p for p, n in self.wanted.items() if n.kind is Kind.DIR and p not in landed),
             key=lambda p: (depth(p), p),
         )
-        self._run(drops, [Move(m.src, m.dst, m.kind, m.reason) for m in move_list], mkdirs)
+        if drops or move_list or mkdirs:
+            drops.sort(key=lambda d: d.path)
+            self.fs = {p: n.kind for p, n in self.on_disk.items()}
+            for path in self.fs:
+                self.kids.setdefault(parent_of(path), set()).add(path)
+            self._run(drops, [Move(m.src, m.dst, m.kind, m.reason) for m in move_list], mkdirs)
         return landed
 
     # -- ordering ----------------------------------------------------------
@@ -142,8 +144,10 @@ class Scheduler:
         dir_drops = sorted(
             (d for d in drops if d.kind is Kind.DIR), key=lambda d: (-depth(d.path), d.path)
         )
-        for op in (*drops, *moves):
-            self._mark(op.path if isinstance(op, Drop) else op.src, 1)
+        for drop in drops:
+            self._mark(drop.path, 1)
+        for move in moves:
+            self._mark(move.src, 1)
         self.pending_moves: dict[str, Move] = {m.src: m for m in moves}
         self.pending_dsts = {m.dst for m in moves}
         self.pending_drops = {d.path for d in drops}
@@ -202,7 +206,9 @@ class Scheduler:
             self._attempt(self.pending_moves[move.dst], visiting)
             occupant = self.fs.get(move.dst)
         if occupant is not None and (
-            occupant is Kind.DIR or move.kind is Kind.DIR or move.dst in self.pending_drops
+            occupant is Kind.DIR
+            or move.kind is Kind.DIR
+            or move.dst in self.pending_drops
             or move.dst in self.pending_moves
         ):
             return False

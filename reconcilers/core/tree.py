@@ -87,6 +87,18 @@ def depth(path: str) -> int:
     return path.count("/")
 
 
+def normalise_name(raw: str) -> str:
+    """One path component as a key part, or raise :class:`InvalidPath`."""
+    if "\x00" in raw:
+        raise InvalidPath("name contains a NUL byte", path=safe_key(raw))
+    name = raw if raw.isascii() else unicodedata.normalize("NFC", raw)
+    if name in ("", ".", "..") or "/" in name:
+        raise InvalidPath(f"name {raw!r} is empty, '.', '..' or contains '/'", path=raw)
+    if len(name) * 4 > MAX_NAME_BYTES and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidPath(f"name is longer than {MAX_NAME_BYTES} bytes", path=raw)
+    return name
+
+
 def normalise_path(raw: str) -> str:
     """Turn a source's path into a key, or raise :class:`InvalidPath`.
 
@@ -96,17 +108,13 @@ def normalise_path(raw: str) -> str:
     rather than silently re-rooted, because a source that emits them is broken.
     """
     if "\x00" in raw:
-        raise InvalidPath("path contains a NUL byte", path=raw.replace("\x00", "\\x00"))
-    text = unicodedata.normalize("NFC", raw)
-    if text.startswith("/"):
+        raise InvalidPath("path contains a NUL byte", path=safe_key(raw))
+    if raw.startswith("/"):
         raise InvalidPath("path is absolute", path=raw)
-    parts = text.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise InvalidPath(f"path has an empty, '.' or '..' component ({part!r})", path=raw)
-        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-            raise InvalidPath(f"name is longer than {MAX_NAME_BYTES} bytes", path=raw)
-    return text
+    try:
+        return "/".join(normalise_name(part) for part in raw.split("/"))
+    except InvalidPath as exc:
+        raise InvalidPath(f"path has an invalid component: {exc.message}", path=raw) from None
 
 
 def safe_key(raw: str) -> str:

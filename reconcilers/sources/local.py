@@ -14,14 +14,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from reconcilers.core.tree import TEMP_PREFIX, Kind, Node, normalise_path, safe_key
+from reconcilers.core.tree import TEMP_PREFIX, Kind, Node, normalise_name, safe_key
 from reconcilers.errors import FetchError, InvalidPath, SourceError, SourceGone
 from reconcilers.hashing import hash_file
 from reconcilers.sources.base import Observation
 
 #: Names that are never mirrored: OS and sync-client litter, Office lock files.
 IGNORED_NAMES = frozenset(
-    {".DS_Store", "Thumbs.db", "desktop.ini", ".dropbox", ".dropbox.attr", ".dropbox.cache", "Icon\r"}
+    {
+        ".DS_Store",
+        "Thumbs.db",
+        "desktop.ini",
+        ".dropbox",
+        ".dropbox.attr",
+        ".dropbox.cache",
+        "Icon\r",
+    }
 )
 CHUNK = 1024 * 1024
 
@@ -40,6 +48,7 @@ class LocalSource:
     def __init__(self, root: str | Path, *, blog_id: str | None = None) -> None:
         self.root = Path(root)
         self.blog_id = blog_id
+        self._root = str(self.root)
         self._real_root = os.path.realpath(self.root)
         self._raw: dict[str, str] = {}
 
@@ -54,26 +63,37 @@ class LocalSource:
             raise SourceGone(f"source folder {self.root} does not exist", blog_id=self.blog_id)
         nodes: dict[str, Node] = {}
         self._raw = {}
-        self._walk(str(self.root), "", known, nodes)
+        self._walk(str(self.root), "", "", known, nodes)
         return nodes
 
     def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Observation:
         current = self.listing(known)
-        upserts = tuple(n for p, n in current.items() if known.get(p) != n)
+        upserts = tuple(
+            n for p, n in current.items() if (old := known.get(p)) is not n and old != n
+        )
         deletes = tuple(p for p in known if p not in current)
         return Observation(upserts=upserts, deletes=deletes, cursor=None)
 
     def _walk(
-        self, directory: str, prefix: str, known: Mapping[str, Node], out: dict[str, Node]
+        self,
+        directory: str,
+        prefix: str,
+        raw_prefix: str,
+        known: Mapping[str, Node],
+        out: dict[str, Node],
     ) -> None:
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as listing:
+                entries = list(listing)
         except OSError as exc:
-            raise SourceError(f"cannot list {directory}: {exc.strerror}", blog_id=self.blog_id)
+            raise SourceError(
+                f"cannot list {directory}: {exc.strerror}", blog_id=self.blog_id
+            ) from exc
         for entry in entries:
-            raw = f"{prefix}/{entry.name}" if prefix else entry.name
+            raw = f"{raw_prefix}/{entry.name}" if raw_prefix else entry.name
             try:
-                key = normalise_path(raw)
+                name = normalise_name(entry.name)
+                key = f"{prefix}/{name}" if prefix else name
             except InvalidPath as exc:
                 key = safe_key(raw)
                 out[key] = Node(key, Kind.FILE, problem=exc.message)
@@ -95,7 +115,7 @@ class LocalSource:
                 out[key] = Node(key, Kind.FILE, problem=st)
             elif stat.S_ISDIR(st.st_mode):
                 out[key] = Node(key, Kind.DIR)
-                self._walk(entry.path, key, known, out)
+                self._walk(entry.path, key, raw, known, out)
             elif stat.S_ISREG(st.st_mode):
                 out[key] = self._file_node(entry.path, key, st, known.get(key))
             else:
@@ -130,7 +150,7 @@ class LocalSource:
 
     def fetch(self, node: Node, into: BinaryIO) -> None:
         try:
-            with open(self.root / self._raw.get(node.path, node.path), "rb") as handle:
+            with open(os.path.join(self._root, self._raw.get(node.path, node.path)), "rb") as handle:
                 while chunk := handle.read(CHUNK):
                     into.write(chunk)
         except OSError as exc:

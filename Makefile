@@ -1,0 +1,56 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR := $(CURDIR)/.demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint types imports unit bench diagram clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(VENV)/.installed
+	@rm -rf $(DEMO_DIR)
+	@echo "== registering examples/blog as blog 'sample' (store: $(DEMO_DIR)/controller.db)"
+	@CONTROLLER_DATA_DIR=$(DEMO_DIR) $(BIN)/controller blog add sample --source local:examples/blog
+	@echo "== first reconcile"
+	@CONTROLLER_DATA_DIR=$(DEMO_DIR) $(BIN)/controller reconcile --blog sample
+	@echo "== second reconcile (converged: nothing to do)"
+	@CONTROLLER_DATA_DIR=$(DEMO_DIR) $(BIN)/controller reconcile --blog sample
+	@echo "== file states"
+	@CONTROLLER_DATA_DIR=$(DEMO_DIR) $(BIN)/controller status --blog sample
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+imports: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test: lint types imports unit
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench
+
+diagram: $(VENV)/.installed
+	$(BIN)/python -c "from reconcilers.core.machine import document; print(document(), end='')" > docs/state-machine.md
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

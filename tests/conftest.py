@@ -1,0 +1,95 @@
+"""Shared test configuration: Hypothesis profiles.
+
+``ci`` (300 derandomized examples, no deadline) is loaded when ``CI=true``;
+``dev`` (100 examples) otherwise. ``HYPOTHESIS_PROFILE`` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=300, derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
+
+
+# -- backends -----------------------------------------------------------------
+#
+# Store tests run once per backend. SQLite always runs; PostgreSQL runs when
+# CONTROLLER_TEST_POSTGRES_URL answers, is skipped with a visible reason when it
+# does not, and fails the run in CI (CI=true), where backends must not skip.
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("CONTROLLER_TEST_POSTGRES_URL")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must run backend tests, but {reason}")
+    pytest.skip(reason)
+
+
+def _psycopg(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private schema on the test server for this worker (xdist-safe)."""
+    if not POSTGRES_URL:
+        _unavailable("no PostgreSQL server: set CONTROLLER_TEST_POSTGRES_URL")
+    base = _psycopg(POSTGRES_URL)  # type: ignore[arg-type]
+    schema = f"t_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+    try:
+        engine = create_engine(base)
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # any connection failure means "no server"
+        _unavailable(f"PostgreSQL at {POSTGRES_URL} does not answer: {exc}")
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        exists = conn.execute(text("SELECT to_regclass('blogs')")).scalar()
+        if exists:
+            conn.execute(
+                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history CASCADE")
+            )
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'controller.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[object]:
+    from controller.store import Store
+
+    instance = Store(database_url, auto_upgrade=True)
+    yield instance
+    instance.close()

@@ -1,0 +1,129 @@
+"""The reconcile shell through its library API, on every store backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from controller.reconcile import Reconciler
+from controller.settings import Settings
+from controller.store import BlogRecord, Store
+from reconcilers.core.machine import State
+from reconcilers.errors import SourceGone, UnsafePlan
+from reconcilers.sources.local import LocalSource
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blog"
+
+
+@pytest.fixture
+def blog(tmp_path: Path, store: Store) -> tuple[Reconciler, Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    shutil.copytree(EXAMPLES, src)
+    store.add_blog(
+        BlogRecord(
+            id="b", source_kind="local", source_config={"location": str(src)}, folder=str(dst)
+        )
+    )
+    return Reconciler(store, Settings(data_dir=tmp_path, install_batch=3)), src, dst
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_first_pass_mirrors_the_sample_blog_and_rejects_only_the_broken_post(blog) -> None:
+    reconciler, src, dst = blog
+    report = reconciler.reconcile("b")
+    assert _tree(dst) == _tree(src)
+    assert report.actions["set"] == 8 and report.errors == 1
+    assert report.failures == [("broken.md", "Invalid metadata on line 2: expected 'Key: value'")]
+    states = {p: r.state for p, r in reconciler.store.load_synced("b").items()}
+    assert states["broken.md"] is State.REJECTED
+    assert sum(s is State.SYNCED for s in states.values()) == len(states) - 1
+
+
+def test_a_converged_blog_plans_nothing_and_rewrites_nothing(blog) -> None:
+    reconciler, _, dst = blog
+    reconciler.reconcile("b")
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dst.rglob("*")}
+    report = reconciler.reconcile("b")
+    assert report.actions == {"set": 0, "move": 0, "drop": 0} and report.passes == 1
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dst.rglob("*")} == before
+
+
+def test_an_empty_listing_never_becomes_a_mass_drop(blog) -> None:
+    reconciler, src, dst = blog
+    reconciler.reconcile("b")
+    shutil.rmtree(src)
+    src.mkdir()
+    with pytest.raises(UnsafePlan, match="refusing to drop"):
+        reconciler.reconcile("b")
+    assert (dst / "notes.txt").exists()
+    assert reconciler.store.get_blog("b").status == "error"
+
+
+def test_a_missing_source_folder_is_a_blog_error_that_touches_nothing(blog) -> None:
+    reconciler, src, dst = blog
+    reconciler.reconcile("b")
+    shutil.rmtree(src)
+    with pytest.raises(SourceGone) as info:
+        reconciler.reconcile("b")
+    assert info.value.blog_id == "b" and "does not exist" in str(info.value)
+    assert (dst / "notes.txt").exists()
+
+
+def test_a_file_changed_while_it_is_copied_ends_at_its_newest_content(blog, monkeypatch) -> None:
+    reconciler, src, dst = blog
+    real_fetch = LocalSource.fetch
+    edits = []
+
+    def fetch_and_edit(self, node, into):
+        if node.path == "notes.txt" and not edits:
+            edits.append(node.path)
+            (src / "notes.txt").write_text("Title: Newer\n\nedited during the copy\n")
+        return real_fetch(self, node, into)
+
+    monkeypatch.setattr(LocalSource, "fetch", fetch_and_edit)
+    reconciler.reconcile("b")
+    assert (dst / "notes.txt").read_text() == "Title: Newer\n\nedited during the copy\n"
+    assert reconciler.store.load_synced("b")["notes.txt"].state is State.SYNCED
+
+
+def test_a_crash_mid_install_is_recovered_by_the_next_pass(blog, monkeypatch) -> None:
+    reconciler, src, dst = blog
+    real_rename = os.rename
+    calls = []
+
+    def crashing_rename(a, b, *args, **kwargs):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated crash")
+        return real_rename(a, b, *args, **kwargs)
+
+    monkeypatch.setattr("reconcilers.executor.os.rename", crashing_rename)
+    with pytest.raises(KeyboardInterrupt):
+        reconciler.reconcile("b")
+    monkeypatch.undo()
+    assert reconciler.store.get_blog("b").dirty
+    (dst / "stray-by-hand.txt").write_text("not from the source")
+    report = reconciler.reconcile("b")
+    assert _tree(dst) == _tree(src)
+    assert report.drifted >= 1 and not reconciler.store.get_blog("b").dirty
+    assert not list(dst.rglob(".~ctl-*"))
+
+
+def test_a_post_that_fails_after_an_edit_keeps_its_previous_entry(blog) -> None:
+    reconciler, src, _ = blog
+    reconciler.reconcile("b")
+    [before] = [e for e in reconciler.store.entries("b") if e.path == "notes.txt"]
+    (src / "notes.txt").write_text("foo: bar: baz\nxyz")
+    report = reconciler.reconcile("b")
+    assert report.errors == 1
+    [after] = [e for e in reconciler.store.entries("b") if e.path == "notes.txt"]
+    assert after == before
