@@ -117,6 +117,7 @@ class Reconciler:
             executor.sweep()
             report.drifted = repair_drift(self.store, blog_id, executor)
         cursor = blog.cursor
+        settled_until = None if full else blog.settled_until_ns
         last: Plan | None = None
         totals = Applied()
         for _ in range(self.settings.max_rounds):
@@ -126,10 +127,16 @@ class Reconciler:
             if not observation.empty or observation.cursor != cursor:
                 self.store.save_observation(blog_id, observation)
                 cursor = observation.cursor
+            now_ns = time.time_ns()
+            if observation.empty and settled_until is not None and now_ns < settled_until:
+                break
             remote = _apply_observation(known, observation)
             synced = self.store.load_synced(blog_id)
-            actions = plan(remote, synced, now_ns=time.time_ns())
-            if not actions or (observation.empty and actions == last):
+            actions = plan(remote, synced, now_ns=now_ns)
+            if not actions:
+                self.store.mark_settled(blog_id)
+                break
+            if observation.empty and actions == last:
                 break
             synced_files = sum(1 for r in synced.values() if r.node.kind is Kind.FILE and r.on_disk)
             guard(
@@ -139,6 +146,7 @@ class Reconciler:
                 max_share=self.settings.max_drop_share,
             )
             last = actions
+            settled_until = None
             self._execute(blog_id, executor, actions, totals, progress)
         report.actions = {"set": totals.set, "move": totals.move, "drop": totals.drop}
         report.errors = totals.errors

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     max_drop_share: float = 0.5
     history_limit: int = 1000
     #: How many files are fetched and made durable together.
-    install_batch: int = 500
+    install_batch: int = 1000
     #: Observe -> plan -> execute rounds per reconcile before giving up on a
     #: source that keeps changing.
     max_rounds: int = 20

@@ -48,6 +48,10 @@ class Blog(Base):
     status: Mapped[str] = mapped_column(String(32), default="new")
     status_message: Mapped[str | None] = mapped_column(Text)
     dirty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The last pass ended with nothing to do; until this time (the next due
+    #: retry) a pass whose observation is empty needs no planning. Any write to
+    #: the blog's trees clears it.
+    settled_until_ns: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_pass_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_pass_seconds: Mapped[float | None]

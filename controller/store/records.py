@@ -18,6 +18,7 @@ class BlogRecord:
     status: str = "new"
     status_message: str | None = None
     dirty: bool = False
+    settled_until_ns: int | None = None
     created_at: datetime | None = None
     last_pass_at: datetime | None = None
     last_pass_seconds: float | None = None

@@ -22,11 +22,19 @@ from controller.store.engine import ensure_schema, make_engine, upgrade
 from controller.store.models import BLOGS, ENTRIES, HISTORY, REMOTE, SYNCED
 from controller.store.records import BlogRecord, EntryRecord, HistoryRecord
 from controller.store.sql import in_subtree, now_utc, upsert, utc
+from reconcilers.core.machine import State
 from reconcilers.core.planner import SyncedNode as SyncedView
 from reconcilers.core.tree import Node
 from reconcilers.outcomes import Outcome
 from reconcilers.sources.base import Observation
 
+
+
+SETTLED_FOREVER = 2**62
+
+
+def _unsettle(conn: Connection, blog_id: str) -> None:
+    conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(settled_until_ns=None))
 
 
 def _blog(row: object) -> BlogRecord:
@@ -39,6 +47,7 @@ def _blog(row: object) -> BlogRecord:
         status=row.status,  # type: ignore[attr-defined]
         status_message=row.status_message,  # type: ignore[attr-defined]
         dirty=bool(row.dirty),  # type: ignore[attr-defined]
+        settled_until_ns=row.settled_until_ns,  # type: ignore[attr-defined]
         created_at=utc(row.created_at),  # type: ignore[attr-defined]
         last_pass_at=utc(row.last_pass_at),  # type: ignore[attr-defined]
         last_pass_seconds=row.last_pass_seconds,  # type: ignore[attr-defined]
@@ -124,7 +133,26 @@ class Store:
 
     def set_dirty(self, blog_id: str, dirty: bool) -> None:
         with self.transaction() as conn:
-            conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(dirty=dirty))
+            conn.execute(
+                update(BLOGS)
+                .where(BLOGS.c.id == blog_id)
+                .values(dirty=dirty, settled_until_ns=None)
+            )
+
+    def mark_settled(self, blog_id: str) -> None:
+        """The trees agree: record until when an empty observation needs no plan."""
+        s = SYNCED.c
+        with self.transaction() as conn:
+            next_retry = conn.execute(
+                select(func.min(s.retry_at_ns)).where(
+                    s.blog_id == blog_id, s.state == State.FAILED.value
+                )
+            ).scalar()
+            conn.execute(
+                update(BLOGS)
+                .where(BLOGS.c.id == blog_id)
+                .values(settled_until_ns=next_retry if next_retry is not None else SETTLED_FOREVER)
+            )
 
     def record_pass(
         self,
@@ -159,6 +187,8 @@ class Store:
     def save_observation(self, blog_id: str, observation: Observation) -> None:
         with self.transaction() as conn:
             trees.save_observation(conn, blog_id, observation)
+            if not observation.empty:
+                _unsettle(conn, blog_id)
 
     def load_synced(self, blog_id: str) -> dict[str, SyncedView]:
         with self.engine.connect() as conn:
@@ -170,6 +200,7 @@ class Store:
 
     def record(self, blog_id: str, outcomes: Sequence[Outcome], now_ns: int) -> apply.Applied:
         with self.transaction() as conn:
+            _unsettle(conn, blog_id)
             return apply.record(conn, blog_id, outcomes, now_utc(), now_ns)
 
     def repair_synced(
@@ -178,6 +209,7 @@ class Store:
         """Drift repair: forget rows whose disk content is unknown, adopt what disk has."""
         s = SYNCED.c
         with self.transaction() as conn:
+            _unsettle(conn, blog_id)
             for root in forget:
                 conn.execute(
                     delete(SYNCED).where(

@@ -30,7 +30,7 @@ def load_remote(conn: Connection, blog_id: str) -> dict[str, Node]:
             r.ignored,
             r.problem,
         ).where(r.blog_id == blog_id)
-    ).tuples()
+    )
     kinds = _KINDS
     return {
         path: Node(path, kinds[kind], size, mtime, digest, rev, node_id, bool(ignored), problem)
@@ -81,7 +81,7 @@ def load_synced(conn: Connection, blog_id: str) -> dict[str, SyncedView]:
             s.retry_at_ns,
             s.failed_hash,
         ).where(s.blog_id == blog_id)
-    ).tuples()
+    )
     kinds, states = _KINDS, _STATES
     return {
         path: SyncedView(

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("status_message", sa.Text(), nullable=True),
         sa.Column("dirty", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("settled_until_ns", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_pass_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_pass_seconds", sa.Double(), nullable=True),

@@ -127,3 +127,28 @@ def test_a_post_that_fails_after_an_edit_keeps_its_previous_entry(blog) -> None:
     assert report.errors == 1
     [after] = [e for e in reconciler.store.entries("b") if e.path == "notes.txt"]
     assert after == before
+
+
+def test_a_settled_blog_skips_planning_until_a_retry_is_due(blog, monkeypatch) -> None:
+    reconciler, src, dst = blog
+    reconciler.reconcile("b")
+    assert reconciler.store.get_blog("b").settled_until_ns is not None
+
+    def unreadable(self, node, into):
+        from reconcilers.errors import FetchError
+
+        raise FetchError("permission denied", path=node.path)
+
+    (src / "new.png").write_bytes(b"png")
+    monkeypatch.setattr(LocalSource, "fetch", unreadable)
+    report = reconciler.reconcile("b")
+    assert report.errors == 1
+    row = reconciler.store.load_synced("b")["new.png"]
+    assert row.state is State.FAILED and row.error == "permission denied"
+    settled = reconciler.store.get_blog("b").settled_until_ns
+    assert settled == row.retry_at_ns
+    monkeypatch.undo()
+    assert reconciler.reconcile("b").actions["set"] == 0  # backoff not expired yet
+    monkeypatch.setattr("controller.reconcile.time.time_ns", lambda: settled + 1)
+    assert reconciler.reconcile("b").actions["set"] == 1
+    assert (dst / "new.png").read_bytes() == b"png"
