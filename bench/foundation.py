@@ -47,7 +47,11 @@ def _drop_caches_hint() -> None:
 
 def run(files: int, runs: int) -> dict[str, object]:
     results: dict[str, list[float]] = {
-        "first": [], "noop": [], "rsync_first": [], "rsync_noop": [], "first_rss_mb": []
+        "first": [],
+        "noop": [],
+        "rsync_first": [],
+        "rsync_noop": [],
+        "first_rss_mb": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
@@ -60,17 +64,29 @@ def run(files: int, runs: int) -> dict[str, object]:
             _controller(env, "blog", "add", "bench", "--source", f"local:{source}")
             _drop_caches_hint()
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            results["first"].append(_timed(lambda: _controller(env, "reconcile", "--blog", "bench", "--json")))
+            results["first"].append(
+                _timed(lambda env=env: _controller(env, "reconcile", "--blog", "bench", "--json"))
+            )
             after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             results["first_rss_mb"].append(max(after, before) / 1024)
-            results["noop"].append(_timed(lambda: _controller(env, "reconcile", "--blog", "bench", "--json")))
+            results["noop"].append(
+                _timed(lambda env=env: _controller(env, "reconcile", "--blog", "bench", "--json"))
+            )
             target = work / f"rsync-{i}"
             _drop_caches_hint()
             results["rsync_first"].append(
-                _timed(lambda: subprocess.run(["rsync", "-a", f"{source}/", f"{target}/"], check=True))
+                _timed(
+                    lambda target=target: subprocess.run(
+                        ["rsync", "-a", f"{source}/", f"{target}/"], check=True
+                    )
+                )
             )
             results["rsync_noop"].append(
-                _timed(lambda: subprocess.run(["rsync", "-a", f"{source}/", f"{target}/"], check=True))
+                _timed(
+                    lambda target=target: subprocess.run(
+                        ["rsync", "-a", f"{source}/", f"{target}/"], check=True
+                    )
+                )
             )
             blog = data / "blogs" / "bench"
             diff = subprocess.run(["diff", "-rq", str(source), str(blog)], capture_output=True)
@@ -92,7 +108,9 @@ def run(files: int, runs: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()

@@ -30,15 +30,21 @@ def _hashed(files: int) -> tuple[list[Node], list[Node]]:
         digest = f"{i:064x}"
         folder = i // 100
         removed.append(Node(f"old/d{folder}/f{i}.md", Kind.FILE, 1000 + i % 3000, 0, digest))
-        target = f"new/d{folder}/f{i}.md" if i % 10 else f"new/d{(folder + 7) % (files // 100)}/g{i}.md"
+        target = (
+            f"new/d{folder}/f{i}.md" if i % 10 else f"new/d{(folder + 7) % (files // 100)}/g{i}.md"
+        )
         added.append(Node(target, Kind.FILE, 1000 + i % 3000, 0, digest))
     return removed, added
 
 
 def _adversarial(files: int) -> tuple[list[Node], list[Node]]:
     """Equal sizes, no hash, no id: only names and times can pair them."""
-    removed = [Node(f"a/f{i}.bin", Kind.FILE, 4096, 1_700_000_000_000_000_000 + i) for i in range(files)]
-    added = [Node(f"b/f{i}.bin", Kind.FILE, 4096, 1_700_000_000_000_000_000 + i) for i in range(files)]
+    removed = [
+        Node(f"a/f{i}.bin", Kind.FILE, 4096, 1_700_000_000_000_000_000 + i) for i in range(files)
+    ]
+    added = [
+        Node(f"b/f{i}.bin", Kind.FILE, 4096, 1_700_000_000_000_000_000 + i) for i in range(files)
+    ]
     return removed, added
 
 

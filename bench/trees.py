@@ -5,7 +5,20 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-WORDS = "alpha beta gamma delta sun moon river stone cloud field light north".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "sun",
+    "moon",
+    "river",
+    "stone",
+    "cloud",
+    "field",
+    "light",
+    "north",
+]
 
 
 def make_tree(root: Path, files: int, *, seed: int = 1, post_share: float = 0.1) -> int:
@@ -24,7 +37,9 @@ def make_tree(root: Path, files: int, *, seed: int = 1, post_share: float = 0.1)
         size = rng.randint(1024, 4096)
         if rng.random() < post_share:
             title = " ".join(rng.choice(WORDS) for _ in range(3))
-            head = f"Title: {title}\nTags: {rng.choice(WORDS)}, {rng.choice(WORDS)}\n\n# {title}\n\n"
+            head = (
+                f"Title: {title}\nTags: {rng.choice(WORDS)}, {rng.choice(WORDS)}\n\n# {title}\n\n"
+            )
             body = " ".join(rng.choice(WORDS) for _ in range(size // 6))
             data = (head + body)[:size].encode()
             name = f"post-{i}.md"

@@ -12,7 +12,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -20,11 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from controller.errors import ConfigError
-from controller.reconcile import PassReport, Reconciler
 from controller.settings import Settings
-from controller.store import BlogRecord, Store
 from reconcilers.errors import ControllerError
 from reconcilers.sources.base import parse_source_spec
+
+if TYPE_CHECKING:  # the store pulls in SQLAlchemy: imported when a command needs it
+    from controller.reconcile import PassReport
+    from controller.store import Store
 
 EXIT_ERROR = 1
 
@@ -40,6 +42,8 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from controller.store import Store
+
             self._store = Store.from_settings(self.settings)
         return self._store
 
@@ -94,6 +98,8 @@ def blog_add(ctx: Context, blog_id: str, source: str, folder: Path | None) -> No
             raise ConfigError(f"source folder {path} does not exist", blog_id=blog_id)
         config["location"] = str(path)
     target = (folder or ctx.settings.effective_blogs_dir / blog_id).expanduser().resolve()
+    from controller.store import BlogRecord
+
     record = ctx.store.add_blog(
         BlogRecord(id=blog_id, source_kind=kind, source_config=config, folder=str(target))
     )
@@ -148,6 +154,8 @@ def reconcile(ctx: Context, blog_id: str, full: bool, as_json: bool) -> None:
     Repeats observe -> plan -> execute until the source shows no further
     change. Exits 0 when the pass completed (per-file errors included).
     """
+    from controller.reconcile import Reconciler
+
     reconciler = Reconciler(ctx.store, ctx.settings)
     if as_json or not err.is_terminal:
         report = reconciler.reconcile(blog_id, full=full)
@@ -204,7 +212,7 @@ def status(ctx: Context, blog_id: str, as_json: bool) -> None:
         if row.node.kind.value == "file"
     ]
     counts: dict[str, int] = {}
-    for path, row in synced.items():
+    for row in synced.values():
         if row.node.kind.value == "file":
             counts[row.state.value] = counts.get(row.state.value, 0) + 1
     if as_json:
@@ -252,6 +260,8 @@ def db() -> None:
 @pass_context
 def db_upgrade(ctx: Context) -> None:
     """Apply Alembic migrations to CONTROLLER_DATABASE_URL."""
+    from controller.store import Store
+
     store = Store(ctx.settings.effective_database_url, auto_upgrade=True)
     store.upgrade()
     out.print(f"database {store.engine.url.render_as_string(hide_password=True)} is up to date")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
@@ -17,9 +17,9 @@ from sqlalchemy import Connection, delete, select
 from controller.store import entries
 from controller.store.models import HISTORY, SYNCED
 from controller.store.sql import chunks, in_subtree, rebased, upsert
-from reconcilers.build import EntryDraft
+from reconcilers.build import EntryDraft, is_post
 from reconcilers.core.machine import MACHINE, State, Trigger
-from reconcilers.core.tree import Kind, Node
+from reconcilers.core.tree import Kind, Node, is_temporary
 from reconcilers.outcomes import (
     ActionFailed,
     BuildFailure,
@@ -202,10 +202,7 @@ class BatchRecorder:
         if isinstance(result, BuildFailure):
             return Trigger.BUILD_FAILED, result.message
         if isinstance(result, EntryDraft):
-            updated = (
-                datetime.fromtimestamp(node.mtime_ns / 1e9, UTC) if node.mtime_ns else self.now
-            )
-            self.writes.append(entries.EntryWrite(result, updated))
+            self.writes.append(entries.EntryWrite(result, self.now))
         return Trigger.BUILT, None
 
     def _stage(
@@ -289,7 +286,17 @@ class BatchRecorder:
                 .where(s.blog_id == self.blog_id, in_subtree(s.path, outcome.src))
                 .values(path=rebased(s.path, outcome.src, outcome.dst))
             )
-            entries.move(self.conn, self.blog_id, outcome.src, outcome.dst, self.now)
+            if (
+                outcome.kind is Kind.FILE
+                and not is_post(outcome.dst)
+                and not is_temporary(outcome.dst)
+            ):
+                # A post renamed to a name that is not a post stops being one;
+                # its entry stays at the old path as a tombstone, so content
+                # arriving there again revives the same id.
+                entries.soft_delete(self.conn, self.blog_id, outcome.src, self.now)
+            else:
+                entries.move(self.conn, self.blog_id, outcome.src, outcome.dst, self.now)
             self.applied.move += 1
             self._log("move", outcome.src, f"ok: now {outcome.dst}")
         elif isinstance(outcome, ActionFailed):

@@ -17,7 +17,6 @@ from controller.store.sql import chunks, in_subtree, rebased, utc
 from reconcilers.build import EntryDraft
 
 
-
 @dataclass(frozen=True, slots=True)
 class EntryWrite:
     draft: EntryDraft
@@ -31,8 +30,8 @@ def set_entries(
 
     The same path always maps to one id: a live entry is updated in place, a
     soft-deleted one is revived with its id and created time, and only a path
-    never seen before gets a new id. An older ``updated`` never overwrites a
-    newer one.
+    never seen before gets a new id. ``updated`` is when the entry was built;
+    a write older than the stored one (a stale writer) never overwrites it.
     """
     if not writes:
         return

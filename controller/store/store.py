@@ -28,8 +28,6 @@ from reconcilers.core.tree import Node
 from reconcilers.outcomes import Outcome
 from reconcilers.sources.base import Observation
 
-
-
 SETTLED_FOREVER = 2**62
 
 
@@ -210,12 +208,12 @@ class Store:
         s = SYNCED.c
         with self.transaction() as conn:
             _unsettle(conn, blog_id)
+            now = now_utc()
             for root in forget:
-                conn.execute(
-                    delete(SYNCED).where(
-                        s.blog_id == blog_id, in_subtree(s.path, root)
-                    )
-                )
+                conn.execute(delete(SYNCED).where(s.blog_id == blog_id, in_subtree(s.path, root)))
+                # Its entry goes with it; a later set or build of the same path
+                # revives the same id.
+                entries.soft_delete(conn, blog_id, root, now)
             rows = [{"blog_id": blog_id, "attempts": 0, "retry_at_ns": 0, **row} for row in adopt]
             upsert(conn, SYNCED, rows, ["blog_id", "path"])
 

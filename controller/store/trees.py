@@ -11,7 +11,6 @@ from reconcilers.core.planner import SyncedNode as SyncedView
 from reconcilers.core.tree import Kind, Node
 from reconcilers.sources.base import Observation
 
-
 _KINDS = {k.value: k for k in Kind}
 _STATES = {s.value: s for s in State}
 
@@ -84,14 +83,14 @@ def load_synced(conn: Connection, blog_id: str) -> dict[str, SyncedView]:
     )
     kinds, states = _KINDS, _STATES
     return {
-        path: SyncedView(
-            Node(path, kinds[kind], size, mtime, digest, rev, node_id),
-            states[state],
-            error,
-            retry_at,
-            failed_hash,
+        row[0]: SyncedView(
+            Node(row[0], kinds[row[1]], row[2], row[3], row[4], row[5], row[6]),
+            states[row[7]],
+            row[8],
+            row[9],
+            row[10],
         )
-        for path, kind, size, mtime, digest, rev, node_id, state, error, retry_at, failed_hash in rows
+        for row in rows
     }
 
 

@@ -37,4 +37,4 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:
 def test_the_recorded_head_is_the_newest_migration() -> None:
     import migrations
 
-    assert migrations.HEAD == head_revision()
+    assert head_revision() == migrations.HEAD

@@ -90,11 +90,26 @@ def test_setting_the_same_path_twice_keeps_one_entry_id(store: Store) -> None:
 
 
 def test_an_older_update_never_overwrites_a_newer_entry(store: Store) -> None:
+    """``updated`` is the build time: a stale writer's older build cannot win."""
+    from controller.store import entries
+
+    blog = _blog(store)
+    newer, older = datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    with store.transaction() as conn:
+        entries.set_entries(conn, blog, [entries.EntryWrite(_draft("p.md", "new"), newer)], newer)
+    with store.transaction() as conn:
+        entries.set_entries(conn, blog, [entries.EntryWrite(_draft("p.md", "old"), older)], older)
+    [entry] = store.entries(blog)
+    assert entry.title == "new" and entry.updated == newer
+
+
+def test_a_newer_build_of_older_content_replaces_the_entry(store: Store) -> None:
+    """Restoring an old version (an older mtime) is still the newest build."""
     blog = _blog(store)
     store.record(blog, [_installed(_file("p.md", "h2", 2 * 10**18), _draft("p.md", "new"))], 0)
-    store.record(blog, [_installed(_file("p.md", "h1", 10**18), _draft("p.md", "old"))], 0)
+    store.record(blog, [_installed(_file("p.md", "h1", 10**18), _draft("p.md", "restored"))], 0)
     [entry] = store.entries(blog)
-    assert entry.title == "new"
+    assert entry.title == "restored"
 
 
 def test_a_build_failure_rejects_the_file_and_keeps_the_previous_entry(store: Store) -> None:
