@@ -20,8 +20,8 @@ import secrets
 import shutil
 import stat
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -275,7 +275,9 @@ class Executor:
             self._check_dir(parent_of(node.path))
         except ExecutorError as exc:
             return FetchFailed(node, exc.message, transient=False)
-        temp = os.path.join(self._root, parent_of(node.path), f"{TEMP_PREFIX}set-{secrets.token_hex(6)}")
+        temp = os.path.join(
+            self._root, parent_of(node.path), f"{TEMP_PREFIX}set-{secrets.token_hex(6)}"
+        )
         keep = is_post(node.path)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)

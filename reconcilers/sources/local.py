@@ -150,7 +150,9 @@ class LocalSource:
 
     def fetch(self, node: Node, into: BinaryIO) -> None:
         try:
-            with open(os.path.join(self._root, self._raw.get(node.path, node.path)), "rb") as handle:
+            with open(
+                os.path.join(self._root, self._raw.get(node.path, node.path)), "rb"
+            ) as handle:
                 while chunk := handle.read(CHUNK):
                     into.write(chunk)
         except OSError as exc:
