@@ -90,7 +90,7 @@ def _directory_moves(
     added_dirs: set[str],
     file_moves: list[InferredMove],
 ) -> list[InferredMove]:
-    chosen: list[InferredMove] = []
+    candidates: dict[str, tuple[int, str]] = {}
     for src, counter in sorted(_votes(file_moves).items()):
         if src not in removed_dirs:
             continue
@@ -100,7 +100,16 @@ def _directory_moves(
             continue
         if target not in added_dirs or is_within(target, src):
             continue
-        chosen.append(InferredMove(src, target, Kind.DIR, Reason.DIRECTORY))
+        # Two directories cannot both become one (a merge): the most votes win.
+        if target not in candidates or (-count, src) < candidates[target]:
+            candidates[target] = (-count, src)
+    chosen = sorted(
+        (
+            InferredMove(src, target, Kind.DIR, Reason.DIRECTORY)
+            for target, (_, src) in candidates.items()
+        ),
+        key=lambda m: m.src,
+    )
     # A directory whose parent moved to the matching place is already covered.
     by_src = {m.src: m.dst for m in chosen}
     kept: list[InferredMove] = []
@@ -108,7 +117,10 @@ def _directory_moves(
         if _relocate(move.src, by_src, exclude=move.src) == move.dst:
             continue
         kept.append(move)
-    return kept
+    # Nor can a directory become one that a parent's move already brings there.
+    by_src = {m.src: m.dst for m in kept}
+    implied = {_relocate(d, by_src) for d in removed_dirs if d not in by_src}
+    return [m for m in kept if m.dst not in implied]
 
 
 def _relocate(path: str, dir_moves: dict[str, str], exclude: str | None = None) -> str:

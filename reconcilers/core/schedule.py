@@ -62,6 +62,7 @@ class Scheduler:
         self.kids: dict[str, set[str]] = {}
         self.busy: Counter[str] = Counter()
         self._temp = 0
+        self._parked: set[str] = set()
 
     # -- the folder model -------------------------------------------------
 
@@ -113,6 +114,7 @@ class Scheduler:
         file_claimed = set(file_moves.values())
         landed: dict[str, tuple[str, Node]] = {}
         drops: list[Drop] = []
+        replaced: set[str] = set()
         for path, node in self.on_disk.items():
             explicit = path in file_moves or path in dir_moves
             dest = file_moves.get(path) or (_relocate(path, dir_moves) if dir_moves else path)
@@ -121,10 +123,19 @@ class Scheduler:
                 # Only a file staying put may be replaced by a file moving onto it.
                 if dest != path or node.kind is Kind.DIR or dest not in file_claimed:
                     drops.append(Drop(path, node.kind))
+                    if node.kind is Kind.DIR:
+                        replaced.add(path)
             elif target is None or target.kind is not node.kind:
                 drops.append(Drop(path, node.kind))
             else:
                 landed[dest] = (path, node)
+        if replaced:
+            # A directory replaced by a move goes with everything not moved out of it.
+            for dest, (path, node) in list(landed.items()):
+                explicit = path in file_moves or path in dir_moves
+                if not explicit and any(parent in replaced for parent in ancestors(path)):
+                    del landed[dest]
+                    drops.append(Drop(path, node.kind))
         mkdirs = sorted(
             (p for p, n in self.wanted.items() if n.kind is Kind.DIR and p not in landed),
             key=lambda p: (depth(p), p),
@@ -234,33 +245,40 @@ class Scheduler:
                 return path
 
     def _break_cycle(self) -> bool:
-        """Park the first blocked move's source under a temporary name.
+        """Park a blocked move's source under a temporary name.
 
-        A cycle (a<->b) parks next to the source. A source that is in the way
+        A cycle (a<->b) parks one source next to itself. A source in the way
         parks at the root: one inside a directory that must move or go first
         (a->b with a/c->b/C; a/a->a), or a file where a directory must appear
-        (a->a/a).
+        (a->a/a). A parked source is never parked again, so this terminates.
         """
-        for src in sorted(self.pending_moves):
-            move = self.pending_moves[src]
-            if move.dst in self.pending_moves and (move.kind is Kind.FILE or not self.busy[src]):
-                self._park(move, self._temporary(src))
-                return True
         leaving = [s for s, m in self.pending_moves.items() if m.kind is Kind.DIR]
         leaving += self.pending_drops
         needed = [*self.pending_dsts, *self.pending_mkdirs]
-        for src in sorted(self.pending_moves):
-            move = self.pending_moves[src]
-            if move.kind is Kind.DIR and self.busy[src]:
-                continue
-            if any(src != d and is_within(src, d) for d in leaving) or any(
+
+        def in_the_way(src: str) -> bool:
+            return any(src != d and is_within(src, d) for d in leaving) or any(
                 p != src and is_within(p, src) for p in needed
-            ):
-                self._park(move, self._temporary(""))
+            )
+
+        movable = [
+            src
+            for src, move in sorted(self.pending_moves.items())
+            if src not in self._parked and (move.kind is Kind.FILE or not self.busy[src])
+        ]
+        for src in movable:
+            if self.pending_moves[src].dst in self.pending_moves:
+                self._park(self.pending_moves[src], root=in_the_way(src))
+                return True
+        for src in movable:
+            if in_the_way(src):
+                self._park(self.pending_moves[src], root=True)
                 return True
         return False
 
-    def _park(self, move: Move, temp: str) -> None:
+    def _park(self, move: Move, *, root: bool) -> None:
+        temp = self._temporary("" if root else move.src)
+        self._parked.add(temp)
         self.actions.append(Move(move.src, temp, move.kind, move.reason))
         self._rename(move.src, temp)
         self._mark(move.src, -1)
