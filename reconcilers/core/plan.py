@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconcilers.core.renames import Reason
+from reconcilers.core.moves import Reason
 from reconcilers.core.tree import Kind, Node, is_temporary
 
 

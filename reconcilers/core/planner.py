@@ -133,7 +133,7 @@ def plan(remote: Tree, synced: Mapping[str, SyncedNode], *, now_ns: int = 0) -> 
     removed = [n for p, n in on_disk.items() if p not in wanted or _differs(n, wanted[p])]
     added = [n for p, n in wanted.items() if p not in on_disk or _differs(on_disk[p], n)]
     kept = [p for p, n in on_disk.items() if p in wanted and n.kind is wanted[p].kind]
-    inference = infer_moves(removed, added, kept)
+    inference = infer_moves(removed, added, kept, order=False)
 
     scheduler = Scheduler(on_disk, wanted, synced)
     landed = scheduler.settle(inference.moves)

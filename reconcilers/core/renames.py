@@ -1,74 +1,62 @@
 """Rename inference: which removals and additions of a change batch are moves.
 
-Public API: :func:`infer_moves`. It is pure and deterministic (the same input
-in any order gives the same output) so it can be used on its own, outside the
-controller, and property-tested exhaustively.
+Public API: :func:`infer_moves` and the values it returns (:class:`Inference`,
+:class:`InferredMove`, :class:`Reason`). It is pure and deterministic — the
+same input in any order gives the same output — so it can be used on its own,
+outside the controller (see docs/renames.md).
 
-Rules, in order:
+Rules, in order (each pairs only what it can decide; the rest falls through):
 
-1. exact content: removed and added files are grouped by (content hash, size);
-   a group with exactly one removal and one addition is a move. Larger groups
-   stay drops and sets (several candidates means no pairing), and empty files
-   are never paired, because identical boilerplate says nothing about identity;
-2. directories: every file move votes ``old dir -> new dir`` (and for each
-   parent while the trailing names match). A removed directory becomes one
-   move when one target wins at least 80% of its votes, the target is an added
-   directory and not inside the source. The file moves it covers are folded
-   into it; the rest stay as their own moves.
+1. **stable id**: the same id on one removed and one added node is a move (of a
+   file or a folder); for a file whose hash differs it is a move plus an edit;
+2. **exact content**: files grouped by (hash, size); one removal and one
+   addition pair directly; larger groups pair by minimum cost (same name, then
+   same parent, then closest path) where the best choice is unique on both
+   sides; empty files never pair;
+3. **metadata** (files with neither hash nor id): a unique match on name,
+   size and modification time within 2 s;
+4. **directories**: every file move votes ``old dir -> new dir`` (and for the
+   parents while the trailing names match). A removed directory (not kept)
+   becomes one move when one target has at least 80% of its votes, is an
+   added directory and is not inside it; the file moves it covers fold into
+   it and the exceptions stay their own actions.
+
+The result also carries ``steps``: an order in which drops, moves (through
+temporary names for swaps and cycles) and directory creation can be applied
+to the old tree; after them, writing the ``sets`` gives exactly the new tree.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from reconcilers.core.tree import Kind, Node, is_within, parent_of
+from reconcilers.core import pairing
+from reconcilers.core.moves import InferredMove, Reason
+from reconcilers.core.plan import Drop, MakeDir, Move
+from reconcilers.core.schedule import Scheduler
+from reconcilers.core.tree import Kind, Node, ancestors, is_within, parent_of, relocate
 
 DIRECTORY_VOTE_SHARE = 0.8
 
-
-class Reason(enum.Enum):
-    """Why a move was inferred."""
-
-    ID = "id"
-    HASH = "hash"
-    DIRECTORY = "directory"
-    METADATA = "metadata"
-
-
-@dataclass(frozen=True, slots=True)
-class InferredMove:
-    src: str
-    dst: str
-    kind: Kind
-    reason: Reason
+Step = Drop | Move | MakeDir
 
 
 @dataclass(frozen=True, slots=True)
 class Inference:
-    """Moves (deepest source first: the order in which they can be applied),
-    plus the removed paths that are not moved and the added paths not covered."""
+    """What a change batch means.
+
+    ``moves``: inferred moves with their reasons (directory moves fold the
+    file moves they cover); ``drops``: removed paths that go away; ``sets``:
+    added paths whose content must be fetched (new files, and moved files that
+    were also edited); ``steps``: an applicable order (empty when not asked for).
+    """
 
     moves: tuple[InferredMove, ...]
     drops: tuple[str, ...]
     sets: tuple[str, ...]
-
-
-def _pair_by_content(removed: list[Node], added: list[Node]) -> list[InferredMove]:
-    groups: dict[tuple[str, int], tuple[list[Node], list[Node]]] = defaultdict(lambda: ([], []))
-    for node in removed:
-        if node.kind is Kind.FILE and node.content_hash and node.size > 0:
-            groups[(node.content_hash, node.size)][0].append(node)
-    for node in added:
-        if node.kind is Kind.FILE and node.content_hash and node.size > 0:
-            groups[(node.content_hash, node.size)][1].append(node)
-    moves = []
-    for olds, news in groups.values():
-        if len(olds) == 1 and len(news) == 1:
-            moves.append(InferredMove(olds[0].path, news[0].path, Kind.FILE, Reason.HASH))
-    return moves
+    steps: tuple[Step, ...] = ()
 
 
 def _votes(file_moves: Iterable[InferredMove]) -> dict[str, Counter[str]]:
@@ -86,17 +74,14 @@ def _votes(file_moves: Iterable[InferredMove]) -> dict[str, Counter[str]]:
 
 
 def _directory_moves(
-    removed_dirs: set[str],
-    added_dirs: set[str],
-    file_moves: list[InferredMove],
+    removed_dirs: Collection[str], added_dirs: Collection[str], file_moves: list[InferredMove]
 ) -> list[InferredMove]:
     candidates: dict[str, tuple[int, str]] = {}
     for src, counter in sorted(_votes(file_moves).items()):
         if src not in removed_dirs:
             continue
-        total = sum(counter.values())
         target, count = min(counter.items(), key=lambda item: (-item[1], item[0]))
-        if count < DIRECTORY_VOTE_SHARE * total:
+        if count < DIRECTORY_VOTE_SHARE * sum(counter.values()):
             continue
         if target not in added_dirs or is_within(target, src):
             continue
@@ -104,65 +89,106 @@ def _directory_moves(
         if target not in candidates or (-count, src) < candidates[target]:
             candidates[target] = (-count, src)
     chosen = sorted(
-        (
-            InferredMove(src, target, Kind.DIR, Reason.DIRECTORY)
-            for target, (_, src) in candidates.items()
-        ),
+        (InferredMove(s, t, Kind.DIR, Reason.DIRECTORY) for t, (_, s) in candidates.items()),
         key=lambda m: m.src,
     )
-    # A directory whose parent moved to the matching place is already covered.
+    # Nor can a directory become one that a parent's move already brings there.
     by_src = {m.src: m.dst for m in chosen}
-    kept: list[InferredMove] = []
-    for move in chosen:
-        if _relocate(move.src, by_src, exclude=move.src) == move.dst:
+    implied = {
+        relocate(d, by_src)
+        for d in removed_dirs
+        if d not in by_src and any(a in by_src for a in ancestors(d))
+    }
+    return [m for m in chosen if m.dst not in implied]
+
+
+def _fold(moves: list[InferredMove]) -> list[InferredMove]:
+    """Drop moves a directory move above them already performs."""
+    dirs = {m.src: m.dst for m in moves if m.kind is Kind.DIR}
+    if not dirs:
+        return moves
+    kept = []
+    for move in moves:
+        probe = parent_of(move.src)
+        while probe and probe not in dirs:
+            probe = parent_of(probe)
+        if probe and dirs[probe] + move.src[len(probe) :] == move.dst:
             continue
         kept.append(move)
-    # Nor can a directory become one that a parent's move already brings there.
-    by_src = {m.src: m.dst for m in kept}
-    implied = {_relocate(d, by_src) for d in removed_dirs if d not in by_src}
-    return [m for m in kept if m.dst not in implied]
-
-
-def _relocate(path: str, dir_moves: dict[str, str], exclude: str | None = None) -> str:
-    """Where ``path`` ends up when the deepest directory move above it applies."""
-    probe = parent_of(path) if exclude == path else path
-    while probe:
-        target = dir_moves.get(probe)
-        if target is not None and probe != exclude:
-            return target + path[len(probe) :]
-        probe = parent_of(probe)
-    return path
+    return kept
 
 
 def infer_moves(
-    removed: Iterable[Node], added: Iterable[Node], kept: Collection[str] = ()
+    removed: Iterable[Node],
+    added: Iterable[Node],
+    kept: Collection[str] = (),
+    *,
+    order: bool = True,
 ) -> Inference:
-    """Infer file and directory moves from one change batch.
+    """Infer the file and directory moves of one change batch.
 
-    ``removed`` are nodes that left their path, ``added`` nodes that appeared;
-    ``kept`` are paths present both before and after (a directory that still
-    exists is never moved away).
+    ``removed``: nodes that left their path (a path whose content changed may
+    appear in both lists); ``added``: nodes that appeared; ``kept``: paths that
+    exist before and after (a directory that still exists never moves away).
     """
     old = sorted(removed, key=lambda n: n.path)
     new = sorted(added, key=lambda n: n.path)
     kept_set = set(kept)
-    file_moves = sorted(_pair_by_content(old, new), key=lambda m: m.src)
-    removed_dirs = {n.path for n in old if n.kind is Kind.DIR and n.path not in kept_set}
-    added_dirs = {n.path for n in new if n.kind is Kind.DIR}
-    dir_moves = _directory_moves(removed_dirs, added_dirs, file_moves)
-    by_src = {m.src: m.dst for m in dir_moves}
-    residual = [m for m in file_moves if _relocate(m.src, by_src) != m.dst]
-    moves = sorted([*dir_moves, *residual], key=lambda m: (-m.src.count("/"), m.src))
-    file_dst = {m.src: m.dst for m in residual}
+    moves = [m for m in pairing.by_id(old, new) if m.src not in kept_set]
+    for rule in (pairing.by_content, pairing.by_metadata):
+        used_old = {m.src for m in moves}
+        used_new = {m.dst for m in moves}
+        moves += rule(
+            [n for n in old if n.path not in used_old], [n for n in new if n.path not in used_new]
+        )
+    moved_dirs = {m.src for m in moves if m.kind is Kind.DIR}
+    target_dirs = {m.dst for m in moves if m.kind is Kind.DIR}
+    removed_dirs = {
+        n.path for n in old if n.kind is Kind.DIR and n.path not in kept_set | moved_dirs
+    }
+    added_dirs = {n.path for n in new if n.kind is Kind.DIR and n.path not in target_dirs}
+    moves += _directory_moves(removed_dirs, added_dirs, [m for m in moves if m.kind is Kind.FILE])
+    moves = sorted(_fold(moves), key=lambda m: (-m.src.count("/"), m.src))
+
+    file_dst = {m.src: m.dst for m in moves if m.kind is Kind.FILE}
+    dir_dst = {m.src: m.dst for m in moves if m.kind is Kind.DIR}
     new_by_path = {n.path: n for n in new}
     drops: list[str] = []
     arrived: set[str] = set()
     for node in old:
-        dest = file_dst.get(node.path) or _relocate(node.path, by_src)
+        dest = file_dst.get(node.path) or relocate(node.path, dir_dst)
         landing = new_by_path.get(dest) if dest != node.path else None
         if landing is None or landing.kind is not node.kind:
             drops.append(node.path)
         elif node.kind is Kind.DIR or landing.content_hash == node.content_hash:
             arrived.add(dest)
-    sets = tuple(n.path for n in new if n.path not in arrived)
-    return Inference(moves=tuple(moves), drops=tuple(drops), sets=sets)
+    sets = tuple(n.path for n in new if n.kind is Kind.FILE and n.path not in arrived)
+    steps: tuple[Step, ...] = ()
+    if order:
+        steps = _order(moves, old, new, kept_set)
+    return Inference(moves=tuple(moves), drops=tuple(drops), sets=sets, steps=steps)
+
+
+def _order(
+    moves: list[InferredMove], old: list[Node], new: list[Node], kept: set[str]
+) -> tuple[Step, ...]:
+    """Replay the batch on a model of the old tree to find an applicable order.
+
+    Directories the batch does not mention but that must exist (parents of its
+    paths) are taken as kept when they hold an old path, as created otherwise.
+    """
+    listed = {n.path for n in old} | {n.path for n in new} | kept
+    old_parents = {a for n in old for a in ancestors(n.path)}
+    new_parents = {a for n in new for a in ancestors(n.path)}
+    parents = old_parents | new_parents
+    kept_nodes = {p: Node(p, Kind.DIR if p in parents else Kind.FILE) for p in kept}
+    kept_nodes.update({p: Node(p, Kind.DIR) for p in old_parents - listed})
+    created = {p: Node(p, Kind.DIR) for p in new_parents - old_parents - listed}
+    on_disk = {**kept_nodes, **{n.path: n for n in old}}
+    wanted = {**kept_nodes, **created, **{n.path: n for n in new}}
+    scheduler = Scheduler(on_disk, wanted, ())
+    scheduler.settle(moves)
+    return tuple(scheduler.actions)
+
+
+__all__ = ["Inference", "InferredMove", "Reason", "Step", "infer_moves", "relocate"]

@@ -16,8 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from reconcilers.core.moves import InferredMove
 from reconcilers.core.plan import Drop, MakeDir, Move
-from reconcilers.core.renames import InferredMove, Reason
 from reconcilers.core.tree import (
     TEMP_PREFIX,
     Kind,
@@ -25,8 +25,8 @@ from reconcilers.core.tree import (
     ancestors,
     depth,
     is_within,
-    name_of,
     parent_of,
+    relocate,
 )
 from reconcilers.errors import ControllerError
 
@@ -38,16 +38,6 @@ class PlanError(ControllerError):
 class _HasPath(Protocol):
     @property
     def path(self) -> str: ...
-
-
-def _relocate(path: str, dir_moves: Mapping[str, str]) -> str:
-    probe = path
-    while probe:
-        target = dir_moves.get(probe)
-        if target is not None:
-            return target + path[len(probe) :]
-        probe = parent_of(probe)
-    return path
 
 
 class Scheduler:
@@ -117,7 +107,7 @@ class Scheduler:
         replaced: set[str] = set()
         for path, node in self.on_disk.items():
             explicit = path in file_moves or path in dir_moves
-            dest = file_moves.get(path) or (_relocate(path, dir_moves) if dir_moves else path)
+            dest = file_moves.get(path) or relocate(path, dir_moves)
             target = self.wanted.get(dest)
             if not explicit and dest in claimed:
                 # Only a file staying put may be replaced by a file moving onto it.
@@ -180,8 +170,9 @@ class Scheduler:
             if not progressed and not self._break_cycle():
                 raise PlanError(
                     "cannot order the plan: "
-                    f"moves {sorted(self.pending_moves)}, drops {sorted(self.pending_drops)}, "
-                    f"dirs {sorted(self.pending_mkdirs)}"
+                    f"moves {sorted(self.pending_moves)[:10]}, "
+                    f"drops {sorted(self.pending_drops)[:10]}, "
+                    f"dirs {sorted(self.pending_mkdirs)[:10]}"
                 )
 
     def _emit_drop(self, drop: Drop) -> None:
@@ -287,4 +278,4 @@ class Scheduler:
         self._mark(temp, 1)
 
 
-__all__ = ["PlanError", "Reason", "Scheduler", "name_of"]
+__all__ = ["PlanError", "Scheduler"]

@@ -79,6 +79,19 @@ def is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
+def relocate(path: str, dir_moves: Mapping[str, str]) -> str:
+    """Where ``path`` ends up when the deepest directory move at or above it applies."""
+    if not dir_moves:
+        return path
+    probe = path
+    while probe:
+        target = dir_moves.get(probe)
+        if target is not None:
+            return target + path[len(probe) :]
+        probe = parent_of(probe)
+    return path
+
+
 def is_temporary(path: str) -> bool:
     return name_of(path).startswith(TEMP_PREFIX)
 

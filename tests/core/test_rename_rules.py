@@ -1,0 +1,87 @@
+"""The rename library's rules beyond content hashes, and its applicable order."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import (
+    apply_plan,
+    content_models,
+    derived_models,
+    dir_node,
+    file_node,
+    nodes_of,
+    wanted_folder,
+)
+
+from reconcilers.core.plan import Set
+from reconcilers.core.renames import InferredMove, Reason, infer_moves
+from reconcilers.core.tree import Kind, Node
+
+
+def test_same_stable_id_is_a_move_even_without_a_hash() -> None:
+    result = infer_moves([Node("a", Kind.FILE, 3, id="id:1")], [Node("z", Kind.FILE, 3, id="id:1")])
+    assert result.moves == (InferredMove("a", "z", Kind.FILE, Reason.ID),)
+    assert result.drops == () and result.sets == ()
+
+
+def test_same_id_with_a_new_hash_is_a_move_plus_an_edit() -> None:
+    old = Node("a", Kind.FILE, 3, content_hash="h1", id="id:1")
+    new = Node("b", Kind.FILE, 4, content_hash="h2", id="id:1")
+    result = infer_moves([old], [new])
+    assert result.moves == (InferredMove("a", "b", Kind.FILE, Reason.ID, edited=True),)
+    assert result.sets == ("b",)
+
+
+def test_a_folder_with_the_same_id_moves_as_one() -> None:
+    removed = [Node("x", Kind.DIR, id="id:d"), file_node("x/f", "f")]
+    added = [Node("y", Kind.DIR, id="id:d"), file_node("y/f", "f")]
+    assert infer_moves(removed, added).moves == (InferredMove("x", "y", Kind.DIR, Reason.ID),)
+
+
+def test_a_copy_pairs_the_same_name_and_sets_the_other() -> None:
+    result = infer_moves(
+        [file_node("x/a.md", "same")],
+        [file_node("y/a.md", "same"), file_node("y/b.md", "same")],
+        kept=["x", "y"],
+    )
+    assert [(m.src, m.dst) for m in result.moves] == [("x/a.md", "y/a.md")]
+    assert result.sets == ("y/b.md",)
+
+
+def test_metadata_pairs_only_a_unique_name_size_and_time_match() -> None:
+    t = 1_700_000_000_000_000_000
+    old = [Node("a/p.jpg", Kind.FILE, 10, t), Node("a/q.jpg", Kind.FILE, 10, t)]
+    new = [Node("b/p.jpg", Kind.FILE, 10, t + 1_500_000_000), Node("b/r.jpg", Kind.FILE, 10, t)]
+    result = infer_moves(old, new, kept=["a", "b"])
+    assert result.moves == (InferredMove("a/p.jpg", "b/p.jpg", Kind.FILE, Reason.METADATA),)
+    far = infer_moves([old[0]], [Node("b/p.jpg", Kind.FILE, 10, t + 3_000_000_000)], ["a", "b"])
+    assert far.moves == ()
+
+
+@pytest.mark.slow
+@settings(max_examples=max(settings().max_examples, 500))
+@given(st.data())
+def test_steps_then_sets_turn_the_old_tree_into_the_new_one(data: st.DataObject) -> None:
+    """Soundness of the library on its own: every hard case the generators make."""
+    old_model = data.draw(content_models())
+    new_model = data.draw(derived_models(old_model))
+    old, new = nodes_of(old_model), nodes_of(new_model)
+    removed = [n for p, n in old.items() if new.get(p) != n]
+    added = [n for p, n in new.items() if old.get(p) != n]
+    kept = [p for p in old if p in new and old[p] == new[p]]
+    result = infer_moves(removed, added, kept)
+    plan = (*result.steps, *(Set(new[p]) for p in result.sets))
+    assert apply_plan(wanted_folder(old), plan) == wanted_folder(new)
+    shuffled = infer_moves(
+        data.draw(st.permutations(removed)), data.draw(st.permutations(added)), kept
+    )
+    assert shuffled == result
+
+
+def test_a_pure_directory_rename_is_exactly_one_step() -> None:
+    removed = [dir_node("d"), *(file_node(f"d/{i}", str(i)) for i in range(20))]
+    added = [dir_node("e"), *(file_node(f"e/{i}", str(i)) for i in range(20))]
+    result = infer_moves(removed, added)
+    assert len(result.steps) == 1 and result.sets == () and result.drops == ()
