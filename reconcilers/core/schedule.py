@@ -142,7 +142,7 @@ class Scheduler:
 
     def _run(self, drops: list[Drop], moves: list[Move], mkdirs: list[str]) -> None:
         file_drops = [d for d in drops if d.kind is Kind.FILE]
-        dir_drops = sorted(
+        self.dir_drops = sorted(
             (d for d in drops if d.kind is Kind.DIR), key=lambda d: (-depth(d.path), d.path)
         )
         for drop in drops:
@@ -160,14 +160,14 @@ class Scheduler:
             for src in sorted(self.pending_moves, key=lambda p: (-depth(p), p)):
                 if src in self.pending_moves:
                     progressed |= self._attempt(self.pending_moves[src], set())
-            for drop in dir_drops:
+            for drop in list(self.dir_drops):
                 if drop.path in self.pending_drops and self._drop_ready(drop.path):
                     self._emit_drop(drop)
                     progressed = True
             for path in mkdirs:
                 if path in self.pending_mkdirs:
                     progressed |= self._ensure_dir(path)
-            if not progressed and not self._break_cycle():
+            if not progressed and not self._carry() and not self._break_cycle():
                 raise PlanError(
                     "cannot order the plan: "
                     f"moves {sorted(self.pending_moves)[:10]}, "
@@ -225,6 +225,55 @@ class Scheduler:
         self.pending_dsts.discard(move.dst)
         self._mark(move.src, -1)
         return True
+
+    def _carry(self) -> bool:
+        """Move directories that only wait for work inside them, carrying that work along.
+
+        When renamed folders exchange files (``a/x -> B/x`` while ``a -> A``
+        and ``b -> B``), every folder waits for a file inside it and every
+        file for its target folder. Moving the folders first and rebasing the
+        pending moves and drops under them breaks the deadlock with no extra
+        rename (parking each file would cost two).
+        """
+        carried: dict[str, str] = {}
+        for src, move in sorted(self.pending_moves.items(), key=lambda i: (depth(i[0]), i[0])):
+            if move.kind is not Kind.DIR or not self.busy[src] or move.dst in self.fs:
+                continue
+            if is_within(move.dst, src) or any(a in carried for a in ancestors(src)):
+                continue
+            parent = parent_of(move.dst)
+            if not self._is_dir(parent) and not self._ensure_dir(parent):
+                continue
+            self.actions.append(move)
+            self._rename(src, move.dst)
+            del self.pending_moves[src]
+            self.pending_dsts.discard(move.dst)
+            self._mark(src, -1)
+            carried[src] = move.dst
+        if carried:
+            self._rebase(carried)
+        return bool(carried)
+
+    def _rebase(self, carried: Mapping[str, str]) -> None:
+        """Pending work under a carried directory now happens where it went."""
+        for old in list(self.pending_moves):
+            new = relocate(old, carried)
+            if new != old:
+                pending = self.pending_moves.pop(old)
+                self.pending_moves[new] = Move(new, pending.dst, pending.kind, pending.reason)
+                self._mark(old, -1)
+                self._mark(new, 1)
+                if old in self._parked:
+                    self._parked.discard(old)
+                    self._parked.add(new)
+        for old in list(self.pending_drops):
+            new = relocate(old, carried)
+            if new != old:
+                self.pending_drops.discard(old)
+                self.pending_drops.add(new)
+                self._mark(old, -1)
+                self._mark(new, 1)
+        self.dir_drops = [Drop(relocate(d.path, carried), d.kind) for d in self.dir_drops]
 
     def _temporary(self, near: str) -> str:
         parent = parent_of(near)

@@ -135,15 +135,26 @@ def test_nested_directory_move_sends_a_subdirectory_elsewhere_first() -> None:
     assert shape(converge(old, new)) == [("move", "a/s", "t", "dir"), ("move", "a", "b", "dir")]
 
 
-def test_file_renamed_inside_a_renamed_directory_is_parked_until_the_directory_moved() -> None:
+def test_file_renamed_inside_a_renamed_directory_is_carried_by_the_directory_move() -> None:
     old = {"a": DIR, "a/b": f(""), "a/c": f("x"), "a/d": f("y")}
     new = {"b": DIR, "b/b": f(""), "b/C": f("x"), "b/d": f("y")}
     actions = converge(old, new)
     assert shape(actions) == [
-        ("move", "a/c", "TMP", "file"),
         ("move", "a", "b", "dir"),
-        ("move", "TMP", "b/C", "file"),
+        ("move", "b/c", "b/C", "file"),
     ]
+
+
+def test_renamed_folders_exchanging_files_move_first_and_carry_them() -> None:
+    old = {"a": DIR, "b": DIR}
+    new = {"A": DIR, "B": DIR}
+    for i in range(5):
+        old[f"a/{i}"], old[f"b/{i}"] = f(f"a{i}"), f(f"b{i}")
+        new[f"A/{i}"], new[f"B/{i}"] = f(f"a{i}"), f(f"b{i}")
+    new["B/x"], new["A/y"] = new.pop("A/0"), new.pop("B/0")  # one file each way
+    actions = converge(old, new)
+    assert not [a for a in shape(actions) if "TMP" in a]
+    assert sum(1 for a in shape(actions) if a[0] == "move") == 4
 
 
 def test_two_directories_merged_into_one_move_one_and_the_files_of_the_other() -> None:
