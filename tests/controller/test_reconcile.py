@@ -152,3 +152,21 @@ def test_a_settled_blog_skips_planning_until_a_retry_is_due(blog, monkeypatch) -
     monkeypatch.setattr("controller.reconcile.time.time_ns", lambda: settled + 1)
     assert reconciler.reconcile("b").actions["set"] == 1
     assert (dst / "new.png").read_bytes() == b"png"
+
+
+def test_a_renamed_directory_is_one_move_that_copies_nothing(blog) -> None:
+    reconciler, src, dst = blog
+    (src / "archive").mkdir()
+    for i in range(300):
+        (src / "archive" / f"{i}.md").write_text(f"Title: Post {i}\n\nbody {i}\n")
+    reconciler.reconcile("b")
+    inodes = {p.name: p.stat().st_ino for p in (dst / "archive").iterdir()}
+    ids = {e.path: e.id for e in reconciler.store.entries("b") if e.path.startswith("archive/")}
+    (src / "archive").rename(src / "old-posts")
+    report = reconciler.reconcile("b")
+    assert report.actions == {"set": 0, "move": 1, "drop": 0}
+    assert {p.name: p.stat().st_ino for p in (dst / "old-posts").iterdir()} == inodes
+    moved = {e.path: e.id for e in reconciler.store.entries("b") if not e.deleted}
+    assert {p.replace("archive/", "old-posts/"): i for p, i in ids.items()}.items() <= moved.items()
+    moves = [h for h in reconciler.store.history("b", limit=1000) if h.action == "move"]
+    assert [(h.path, h.result) for h in moves] == [("archive", "ok: now old-posts")]
