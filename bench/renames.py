@@ -48,19 +48,22 @@ def _adversarial(files: int) -> tuple[list[Node], list[Node]]:
     return removed, added
 
 
-def _measure(case: str, removed: list[Node], added: list[Node], runs: int) -> dict[str, object]:
+def _measure(
+    case: str, removed: list[Node], added: list[Node], runs: int, order: bool
+) -> dict[str, object]:
     times, moves = [], 0
     for _ in range(runs):
         start = time.perf_counter()
-        result = infer_moves(removed, added, ())
+        result = infer_moves(removed, added, (), order=order)
         times.append(time.perf_counter() - start)
         moves = len(result.moves)
     tracemalloc.start()
-    infer_moves(removed, added, ())
+    infer_moves(removed, added, (), order=order)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
         "case": case,
+        "order": order,
         "inputs": len(removed) + len(added),
         "moves": moves,
         "median_s": statistics.median(times),
@@ -74,8 +77,9 @@ def run(files: int, runs: int) -> dict[str, object]:
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "results": [
-            _measure("hashed", *_hashed(files), runs),
-            _measure("adversarial", *_adversarial(files), runs),
+            _measure(case, *make(files), runs, order)
+            for case, make in (("hashed", _hashed), ("adversarial", _adversarial))
+            for order in (False, True)
         ],
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
