@@ -76,34 +76,29 @@ class Reconciler:
         blog = self.store.get_blog(blog_id)
         started = time.monotonic()
         report = PassReport(blog=blog.id, folder=blog.folder)
+        error: ControllerError | None = None
         try:
             self._run(blog.id, Path(blog.folder), full or blog.dirty, report, progress)
         except ControllerError as exc:
             if exc.blog_id is None:
                 exc.blog_id = blog.id
-            report.seconds = time.monotonic() - started
-            self.store.record_pass(
-                blog.id,
-                at=now_utc(),
-                seconds=report.seconds,
-                result="error",
-                message=str(exc),
-                history_limit=self.settings.history_limit,
-            )
-            raise
+            error = exc
         report.seconds = time.monotonic() - started
+        result = "ok" if error is None else "error"
         self.store.record_pass(
             blog.id,
             at=now_utc(),
             seconds=report.seconds,
-            result="ok",
-            message=None,
+            result=result,
+            message=None if error is None else str(error),
             history_limit=self.settings.history_limit,
         )
         log.info(
             "reconciled",
-            extra={"blog": blog.id, "result": "ok", "seconds": report.seconds, **report.actions},
+            extra={"blog": blog.id, "result": result, "seconds": report.seconds, **report.actions},
         )
+        if error is not None:
+            raise error
         return report
 
     def _run(
