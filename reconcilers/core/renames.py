@@ -28,8 +28,10 @@ to the old tree; after them, writing the ``sets`` gives exactly the new tree.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from reconcilers.core import pairing
@@ -118,6 +120,23 @@ def _fold(moves: list[InferredMove]) -> list[InferredMove]:
     return kept
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the duration of one inference.
+
+    An inference keeps hundreds of thousands of small objects alive until it
+    returns, and none of them form cycles; the collector would walk them again
+    and again (half the time of a 100,000-move batch) and free nothing.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def infer_moves(
     removed: Iterable[Node],
     added: Iterable[Node],
@@ -131,6 +150,13 @@ def infer_moves(
     appear in both lists); ``added``: nodes that appeared; ``kept``: paths that
     exist before and after (a directory that still exists never moves away).
     """
+    with _collector_paused():
+        return _infer(removed, added, kept, order)
+
+
+def _infer(
+    removed: Iterable[Node], added: Iterable[Node], kept: Collection[str], order: bool
+) -> Inference:
     old = sorted(removed, key=lambda n: n.path)
     new = sorted(added, key=lambda n: n.path)
     kept_set = set(kept)
@@ -143,9 +169,8 @@ def infer_moves(
         )
     moved_dirs = {m.src for m in moves if m.kind is Kind.DIR}
     target_dirs = {m.dst for m in moves if m.kind is Kind.DIR}
-    removed_dirs = {
-        n.path for n in old if n.kind is Kind.DIR and n.path not in kept_set | moved_dirs
-    }
+    staying = kept_set | moved_dirs
+    removed_dirs = {n.path for n in old if n.kind is Kind.DIR and n.path not in staying}
     added_dirs = {n.path for n in new if n.kind is Kind.DIR and n.path not in target_dirs}
     moves += _directory_moves(removed_dirs, added_dirs, [m for m in moves if m.kind is Kind.FILE])
     moves = sorted(_fold(moves), key=lambda m: (-m.src.count("/"), m.src))
