@@ -102,13 +102,13 @@ def render(found: dict, ren: dict) -> str:  # type: ignore[type-arg]
         "",
         "## Targets missed and where the time goes",
         "",
-        "- Rename inference misses its 1 s (hashed) target. A profile (cProfile, and a run with "
-        "`gc.disable()`) shows about half of the time is the cyclic garbage collector walking a "
-        "heap of 200,000+ nodes while the inference allocates per-group lists and tuple keys "
-        "(with the collector paused the hashed case takes about 1.2 s); the rest is grouping by "
-        "content (`pairing.by_content`), directory votes (`renames._votes`, `parent_of`) and "
-        "folding. Computing the applicable order (`steps`, the scheduler replaying the batch on "
-        'a model of the tree) adds 1.5–3 s at this size (see the "with steps" rows).',
+        "- Rename inference misses its 1 s (hashed) target. The cyclic garbage collector "
+        "used to take about half of the time (it re-walked a few hundred thousand live, "
+        "acyclic objects), so the inference now pauses it; the rest is grouping by content "
+        "(`pairing.by_content`), directory votes (`renames._votes`, `parent_of`) and folding, "
+        "1.2–2.0 s here depending on the load of this shared machine. Computing the "
+        "applicable order (`steps`, the scheduler replaying the batch on a model of the tree) "
+        'adds 1–2 s at this size (see the "with steps" rows).',
         "- The no-op reconcile is a process start: importing SQLAlchemy, pydantic and the "
         "builders costs about 1.1 s of the figure; in-process (`seconds` in the JSON) a settled "
         "no-op is about 0.6–1.0 s, mostly the stat walk and loading the stored remote tree. A "
