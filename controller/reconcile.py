@@ -18,7 +18,7 @@ from typing import Any
 from controller.drift import repair_drift
 from controller.settings import Settings
 from controller.sources import open_source
-from controller.store import Store
+from controller.store import BlogRecord, Store
 from controller.store.apply import Applied
 from controller.store.sql import now_utc
 from reconcilers.build import is_post
@@ -78,7 +78,7 @@ class Reconciler:
         report = PassReport(blog=blog.id, folder=blog.folder)
         error: ControllerError | None = None
         try:
-            self._run(blog.id, Path(blog.folder), full or blog.dirty, report, progress)
+            self._run(blog, full or blog.dirty, report, progress)
         except ControllerError as exc:
             if exc.blog_id is None:
                 exc.blog_id = blog.id
@@ -102,9 +102,9 @@ class Reconciler:
         return report
 
     def _run(
-        self, blog_id: str, folder: Path, full: bool, report: PassReport, progress: Progress | None
+        self, blog: BlogRecord, full: bool, report: PassReport, progress: Progress | None
     ) -> None:
-        blog = self.store.get_blog(blog_id)
+        blog_id, folder = blog.id, Path(blog.folder)
         source = open_source(blog)
         folder.mkdir(parents=True, exist_ok=True)
         executor = Executor(folder, source, blog_id=blog_id, batch_size=self.settings.install_batch)

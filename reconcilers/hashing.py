@@ -8,7 +8,6 @@ listing and an installed copy can be compared without re-reading anything.
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
 
 BLOCK_SIZE = 4 * 1024 * 1024
 
@@ -45,13 +44,6 @@ class ContentHasher:
 def content_hash(data: bytes) -> str:
     hasher = ContentHasher()
     hasher.update(data)
-    return hasher.hexdigest()
-
-
-def hash_stream(stream: BinaryIO, chunk_size: int = 1024 * 1024) -> str:
-    hasher = ContentHasher()
-    while chunk := stream.read(chunk_size):
-        hasher.update(chunk)
     return hasher.hexdigest()
 
 

@@ -326,4 +326,4 @@ def trim_history(conn: Connection, blog_id: str, limit: int) -> None:
         conn.execute(delete(HISTORY).where(h.blog_id == blog_id, h.id <= cutoff))
 
 
-__all__ = ["Applied", "Kind", "record", "retry_delay_ns", "trim_history"]
+__all__ = ["Applied", "record", "retry_delay_ns", "trim_history"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, select, update
 
 from controller.store.models import ENTRIES
 from controller.store.records import EntryRecord, dumps
@@ -137,7 +137,3 @@ def list_entries(
         )
         for row in rows
     ]
-
-
-def purge(conn: Connection, blog_id: str) -> None:
-    conn.execute(delete(ENTRIES).where(and_(ENTRIES.c.blog_id == blog_id)))

@@ -217,16 +217,6 @@ class Store:
             rows = [{"blog_id": blog_id, "attempts": 0, "retry_at_ns": 0, **row} for row in adopt]
             upsert(conn, SYNCED, rows, ["blog_id", "path"])
 
-    def state_counts(self, blog_id: str) -> dict[str, int]:
-        s = SYNCED.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(s.state, func.count())
-                .where(s.blog_id == blog_id, s.kind == "file")
-                .group_by(s.state)
-            )
-            return {row[0]: row[1] for row in rows}
-
     # -- entries and history ---------------------------------------------------
 
     def entries(self, blog_id: str, *, include_deleted: bool = True) -> list[EntryRecord]:

@@ -19,8 +19,6 @@ from reconcilers.core.plan import (
     Build,
     Drop,
     Ignore,
-    MakeDir,
-    Move,
     Plan,
     Reject,
     Set,
@@ -178,4 +176,4 @@ def guard(plan_: Plan, synced_files: int, *, remote_empty: bool, max_share: floa
         )
 
 
-__all__ = ["Desired", "Drop", "MakeDir", "Move", "SyncedNode", "classify", "guard", "plan"]
+__all__ = ["SETTLED", "Desired", "SyncedNode", "classify", "guard", "plan"]
