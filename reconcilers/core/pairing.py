@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from reconcilers.core.moves import InferredMove, Reason
-from reconcilers.core.tree import Kind, Node, is_within, name_of, parent_of
+from reconcilers.core.tree import DIR, FILE, Node, is_within, name_of, parent_of
 
 #: Groups of identical content larger than this (pairs) are matched by unique
 #: name only: a full cost matrix would be quadratic in adversarial input.
@@ -36,9 +36,9 @@ def by_id(removed: Iterable[Node], added: Iterable[Node]) -> list[InferredMove]:
         (old, *more_old), (new, *more_new) = olds[key], news[key]
         if more_old or more_new or old.kind is not new.kind or old.path == new.path:
             continue
-        if new.kind is Kind.DIR and is_within(new.path, old.path):
+        if new.kind is DIR and is_within(new.path, old.path):
             continue
-        edited = old.kind is Kind.FILE and old.content_hash != new.content_hash
+        edited = old.kind is FILE and old.content_hash != new.content_hash
         moves.append(InferredMove(old.path, new.path, old.kind, Reason.ID, edited))
     return moves
 
@@ -72,8 +72,6 @@ def _unique_best(costs: dict[int, tuple[int, int, int]]) -> int | None:
 
 def _match_group(olds: list[Node], news: list[Node]) -> list[tuple[Node, Node]]:
     """Pair within one group of identical content, only where the choice is clear."""
-    if len(olds) == 1 and len(news) == 1:
-        return [(olds[0], news[0])]
     if len(olds) * len(news) > MAX_COST_PAIRS:
         return _match_unique(olds, news, key=lambda n: name_of(n.path))
     cost = {(i, j): _cost(o, n) for i, o in enumerate(olds) for j, n in enumerate(news)}
@@ -113,20 +111,25 @@ def _match_unique(
 
 def by_content(removed: Iterable[Node], added: Iterable[Node]) -> list[InferredMove]:
     """Identical (hash, size), never empty files: identical boilerplate proves nothing."""
-    olds: dict[tuple[str, int], list[Node]] = {}
+    olds: defaultdict[tuple[str, int], list[Node]] = defaultdict(list)
     for node in removed:
-        if node.kind is Kind.FILE and node.content_hash and node.size > 0:
-            olds.setdefault((node.content_hash, node.size), []).append(node)
-    news: dict[tuple[str, int], list[Node]] = {}
+        if node.kind is FILE and node.size > 0 and node.content_hash:
+            olds[node.content_hash, node.size].append(node)
+    news: defaultdict[tuple[str, int], list[Node]] = defaultdict(list)
     for node in added:
-        if node.kind is Kind.FILE and node.content_hash and node.size > 0:
-            key = (node.content_hash, node.size)
-            if key in olds:
-                news.setdefault(key, []).append(node)
+        if node.kind is FILE and node.size > 0 and node.content_hash:
+            news[node.content_hash, node.size].append(node)
     moves = []
+    reason = Reason.HASH
     for key, group in news.items():
-        for old, new in _match_group(olds[key], group):
-            moves.append(InferredMove(old.path, new.path, Kind.FILE, Reason.HASH))
+        candidates = olds.get(key)
+        if candidates is None:
+            continue
+        if len(candidates) == 1 and len(group) == 1:
+            moves.append(InferredMove(candidates[0].path, group[0].path, FILE, reason))
+            continue
+        for old, new in _match_group(candidates, group):
+            moves.append(InferredMove(old.path, new.path, FILE, reason))
     return moves
 
 
@@ -135,10 +138,10 @@ def by_metadata(removed: Iterable[Node], added: Iterable[Node]) -> list[Inferred
     olds: dict[tuple[str, int], list[Node]] = defaultdict(list)
     news: dict[tuple[str, int], list[Node]] = defaultdict(list)
     for node in removed:
-        if node.kind is Kind.FILE and node.size > 0 and not node.id and not node.content_hash:
+        if node.kind is FILE and node.size > 0 and not node.id and not node.content_hash:
             olds[(name_of(node.path), node.size)].append(node)
     for node in added:
-        if node.kind is Kind.FILE and node.size > 0 and not node.id and not node.content_hash:
+        if node.kind is FILE and node.size > 0 and not node.id and not node.content_hash:
             news[(name_of(node.path), node.size)].append(node)
     moves = []
     for key in sorted(olds.keys() & news.keys()):
@@ -155,5 +158,5 @@ def by_metadata(removed: Iterable[Node], added: Iterable[Node]) -> list[Inferred
             back_lo = bisect.bisect_left(left_times, new.mtime_ns - MTIME_SLACK_NS)
             back_hi = bisect.bisect_right(left_times, new.mtime_ns + MTIME_SLACK_NS)
             if back_hi - back_lo == 1:
-                moves.append(InferredMove(old.path, new.path, Kind.FILE, Reason.METADATA))
+                moves.append(InferredMove(old.path, new.path, FILE, Reason.METADATA))
     return moves

@@ -25,7 +25,7 @@ from reconcilers.core.plan import (
 )
 from reconcilers.core.renames import infer_moves
 from reconcilers.core.schedule import Scheduler
-from reconcilers.core.tree import Kind, Node, Tree, parent_of
+from reconcilers.core.tree import DIR, FILE, Node, Tree, parent_of
 from reconcilers.errors import UnsafePlan
 
 #: States in which a file's installed bytes are final and its entry is built.
@@ -59,7 +59,7 @@ class SyncedNode:
     def on_disk(self) -> bool:
         if self.state is State.IGNORED:
             return False
-        if self.node.kind is Kind.DIR:
+        if self.node.kind is DIR:
             # Directories are never built: a rejected one was refused, not installed.
             return self.state is not State.REJECTED
         return self.node.content_hash is not None
@@ -90,7 +90,7 @@ def classify(remote: Tree) -> Desired:
             invalid[path] = (node, f"its parent {parent!r} cannot be installed")
         elif parent and parent not in wanted:
             invalid[path] = (node, f"its parent directory {parent!r} is not in the source")
-        elif parent and wanted[parent].kind is Kind.FILE:
+        elif parent and wanted[parent].kind is FILE:
             invalid[path] = (node, f"a file ({parent!r}) is where a directory must be")
         else:
             wanted[path] = node
@@ -100,7 +100,7 @@ def classify(remote: Tree) -> Desired:
 def _differs(old: Node, new: Node) -> bool:
     if old.kind is not new.kind:
         return True
-    return old.kind is Kind.FILE and old.content_hash != new.content_hash
+    return old.kind is FILE and old.content_hash != new.content_hash
 
 
 def _content_work(
@@ -138,7 +138,7 @@ def plan(remote: Tree, synced: Mapping[str, SyncedNode], *, now_ns: int = 0) -> 
 
     actions: list[Set | Build] = []
     for path, node in sorted(wanted.items()):
-        if node.kind is Kind.FILE:
+        if node.kind is FILE:
             origin = landed.get(path)
             row = synced.get(origin[0] if origin else path)
             work = _content_work(node, origin[1] if origin else None, row, now_ns)
@@ -168,7 +168,7 @@ def guard(plan_: Plan, synced_files: int, *, remote_empty: bool, max_share: floa
     An empty listing usually means a broken source (an unmounted disk, a
     revoked token), not an author who deleted everything.
     """
-    drops = sum(1 for a in plan_ if isinstance(a, Drop) and a.on_disk and a.kind is Kind.FILE)
+    drops = sum(1 for a in plan_ if isinstance(a, Drop) and a.on_disk and a.kind is FILE)
     if remote_empty and synced_files and drops > max_share * synced_files:
         raise UnsafePlan(
             f"the source listed nothing; refusing to drop {drops} of {synced_files} files "

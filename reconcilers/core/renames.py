@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -38,7 +38,7 @@ from reconcilers.core import pairing
 from reconcilers.core.moves import InferredMove, Reason
 from reconcilers.core.plan import Drop, MakeDir, Move
 from reconcilers.core.schedule import Scheduler
-from reconcilers.core.tree import Kind, Node, ancestors, is_within, parent_of, relocate
+from reconcilers.core.tree import DIR, FILE, Node, ancestors, is_within, relocate
 
 DIRECTORY_VOTE_SHARE = 0.8
 
@@ -62,11 +62,12 @@ class Inference:
 
 
 def _votes(file_moves: Iterable[InferredMove]) -> dict[str, Counter[str]]:
+    # Files of one folder vote alike: count each (old folder, new folder) once.
+    folders = Counter((m.src.rpartition("/")[0], m.dst.rpartition("/")[0]) for m in file_moves)
     votes: dict[str, Counter[str]] = defaultdict(Counter)
-    for move in file_moves:
-        src, dst = parent_of(move.src), parent_of(move.dst)
+    for (src, dst), weight in folders.items():
         while src and src != dst:
-            votes[src][dst] += 1
+            votes[src][dst] += weight
             src_head, _, src_name = src.rpartition("/")
             dst_head, _, dst_name = dst.rpartition("/")
             if src_name != dst_name or not dst:
@@ -91,7 +92,7 @@ def _directory_moves(
         if target not in candidates or (-count, src) < candidates[target]:
             candidates[target] = (-count, src)
     chosen = sorted(
-        (InferredMove(s, t, Kind.DIR, Reason.DIRECTORY) for t, (_, s) in candidates.items()),
+        (InferredMove(s, t, DIR, Reason.DIRECTORY) for t, (_, s) in candidates.items()),
         key=lambda m: m.src,
     )
     # Nor can a directory become one that a parent's move already brings there.
@@ -104,20 +105,32 @@ def _directory_moves(
     return [m for m in chosen if m.dst not in implied]
 
 
+def _below(dir_moves: dict[str, str]) -> Callable[[str], str]:
+    """Where a path lands by the moves of its proper ancestors.
+
+    Memoised per parent folder: a batch has far fewer folders than files.
+    """
+    landing: dict[str, str] = {}
+
+    def where(path: str) -> str:
+        head, _, name = path.rpartition("/")
+        if not head:
+            return path
+        base = landing.get(head)
+        if base is None:
+            base = landing[head] = relocate(head, dir_moves)
+        return f"{base}/{name}"
+
+    return where
+
+
 def _fold(moves: list[InferredMove]) -> list[InferredMove]:
     """Drop moves a directory move above them already performs."""
-    dirs = {m.src: m.dst for m in moves if m.kind is Kind.DIR}
+    dirs = {m.src: m.dst for m in moves if m.kind is DIR}
     if not dirs:
         return moves
-    kept = []
-    for move in moves:
-        probe = parent_of(move.src)
-        while probe and probe not in dirs:
-            probe = parent_of(probe)
-        if probe and dirs[probe] + move.src[len(probe) :] == move.dst:
-            continue
-        kept.append(move)
-    return kept
+    where = _below(dirs)
+    return [m for m in moves if where(m.src) != m.dst]
 
 
 @contextmanager
@@ -167,27 +180,28 @@ def _infer(
         moves += rule(
             [n for n in old if n.path not in used_old], [n for n in new if n.path not in used_new]
         )
-    moved_dirs = {m.src for m in moves if m.kind is Kind.DIR}
-    target_dirs = {m.dst for m in moves if m.kind is Kind.DIR}
+    moved_dirs = {m.src for m in moves if m.kind is DIR}
+    target_dirs = {m.dst for m in moves if m.kind is DIR}
     staying = kept_set | moved_dirs
-    removed_dirs = {n.path for n in old if n.kind is Kind.DIR and n.path not in staying}
-    added_dirs = {n.path for n in new if n.kind is Kind.DIR and n.path not in target_dirs}
-    moves += _directory_moves(removed_dirs, added_dirs, [m for m in moves if m.kind is Kind.FILE])
+    removed_dirs = {n.path for n in old if n.kind is DIR and n.path not in staying}
+    added_dirs = {n.path for n in new if n.kind is DIR and n.path not in target_dirs}
+    moves += _directory_moves(removed_dirs, added_dirs, [m for m in moves if m.kind is FILE])
     moves = sorted(_fold(moves), key=lambda m: (-m.src.count("/"), m.src))
 
-    file_dst = {m.src: m.dst for m in moves if m.kind is Kind.FILE}
-    dir_dst = {m.src: m.dst for m in moves if m.kind is Kind.DIR}
+    file_dst = {m.src: m.dst for m in moves if m.kind is FILE}
+    dir_dst = {m.src: m.dst for m in moves if m.kind is DIR}
     new_by_path = {n.path: n for n in new}
+    where = _below(dir_dst)
     drops: list[str] = []
     arrived: set[str] = set()
     for node in old:
-        dest = file_dst.get(node.path) or relocate(node.path, dir_dst)
+        dest = file_dst.get(node.path) or dir_dst.get(node.path) or where(node.path)
         landing = new_by_path.get(dest) if dest != node.path else None
         if landing is None or landing.kind is not node.kind:
             drops.append(node.path)
-        elif node.kind is Kind.DIR or landing.content_hash == node.content_hash:
+        elif node.kind is DIR or landing.content_hash == node.content_hash:
             arrived.add(dest)
-    sets = tuple(n.path for n in new if n.kind is Kind.FILE and n.path not in arrived)
+    sets = tuple(n.path for n in new if n.kind is FILE and n.path not in arrived)
     steps: tuple[Step, ...] = ()
     if order:
         steps = _order(moves, old, new, kept_set)
@@ -206,9 +220,9 @@ def _order(
     old_parents = {a for n in old for a in ancestors(n.path)}
     new_parents = {a for n in new for a in ancestors(n.path)}
     parents = old_parents | new_parents
-    kept_nodes = {p: Node(p, Kind.DIR if p in parents else Kind.FILE) for p in kept}
-    kept_nodes.update({p: Node(p, Kind.DIR) for p in old_parents - listed})
-    created = {p: Node(p, Kind.DIR) for p in new_parents - old_parents - listed}
+    kept_nodes = {p: Node(p, DIR if p in parents else FILE) for p in kept}
+    kept_nodes.update({p: Node(p, DIR) for p in old_parents - listed})
+    created = {p: Node(p, DIR) for p in new_parents - old_parents - listed}
     on_disk = {**kept_nodes, **{n.path: n for n in old}}
     wanted = {**kept_nodes, **created, **{n.path: n for n in new}}
     scheduler = Scheduler(on_disk, wanted, ())

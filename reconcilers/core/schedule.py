@@ -19,6 +19,8 @@ from typing import Protocol
 from reconcilers.core.moves import InferredMove
 from reconcilers.core.plan import Drop, MakeDir, Move
 from reconcilers.core.tree import (
+    DIR,
+    FILE,
     TEMP_PREFIX,
     Kind,
     Node,
@@ -70,7 +72,7 @@ class Scheduler:
             self._remove(dst)
         self._remove(src)
         self._add(dst, kind)
-        if kind is Kind.DIR:
+        if kind is DIR:
             for child in sorted(self.kids.pop(src, set())):
                 self._rename_child(child, dst + child[len(src) :])
 
@@ -78,12 +80,12 @@ class Scheduler:
         kind = self.fs.pop(src)
         self.fs[dst] = kind
         self.kids.setdefault(parent_of(dst), set()).add(dst)
-        if kind is Kind.DIR:
+        if kind is DIR:
             for child in sorted(self.kids.pop(src, set())):
                 self._rename_child(child, dst + child[len(src) :])
 
     def _is_dir(self, path: str) -> bool:
-        return path == "" or self.fs.get(path) is Kind.DIR
+        return path == "" or self.fs.get(path) is DIR
 
     def _mark(self, path: str, amount: int) -> None:
         for parent in ancestors(path):
@@ -98,8 +100,8 @@ class Scheduler:
         installed node that survives the pass (moved or not).
         """
         move_list = list(moves)
-        file_moves = {m.src: m.dst for m in move_list if m.kind is Kind.FILE}
-        dir_moves = {m.src: m.dst for m in move_list if m.kind is Kind.DIR}
+        file_moves = {m.src: m.dst for m in move_list if m.kind is FILE}
+        dir_moves = {m.src: m.dst for m in move_list if m.kind is DIR}
         claimed = {m.dst for m in move_list}
         file_claimed = set(file_moves.values())
         landed: dict[str, tuple[str, Node]] = {}
@@ -111,23 +113,29 @@ class Scheduler:
             target = self.wanted.get(dest)
             if not explicit and dest in claimed:
                 # Only a file staying put may be replaced by a file moving onto it.
-                if dest != path or node.kind is Kind.DIR or dest not in file_claimed:
+                if dest != path or node.kind is DIR or dest not in file_claimed:
                     drops.append(Drop(path, node.kind))
-                    if node.kind is Kind.DIR:
+                    if node.kind is DIR:
                         replaced.add(path)
             elif target is None or target.kind is not node.kind:
                 drops.append(Drop(path, node.kind))
             else:
                 landed[dest] = (path, node)
         if replaced:
-            # A directory replaced by a move goes with everything not moved out of it.
+            # A directory replaced by a move goes with everything not moved out of
+            # it, by its own move or by the move of a folder between them.
             for dest, (path, node) in list(landed.items()):
-                explicit = path in file_moves or path in dir_moves
-                if not explicit and any(parent in replaced for parent in ancestors(path)):
-                    del landed[dest]
-                    drops.append(Drop(path, node.kind))
+                if path in file_moves or path in dir_moves:
+                    continue
+                for parent in ancestors(path):
+                    if parent in dir_moves:
+                        break
+                    if parent in replaced:
+                        del landed[dest]
+                        drops.append(Drop(path, node.kind))
+                        break
         mkdirs = sorted(
-            (p for p, n in self.wanted.items() if n.kind is Kind.DIR and p not in landed),
+            (p for p, n in self.wanted.items() if n.kind is DIR and p not in landed),
             key=lambda p: (depth(p), p),
         )
         if drops or move_list or mkdirs:
@@ -141,9 +149,9 @@ class Scheduler:
     # -- ordering ----------------------------------------------------------
 
     def _run(self, drops: list[Drop], moves: list[Move], mkdirs: list[str]) -> None:
-        file_drops = [d for d in drops if d.kind is Kind.FILE]
+        file_drops = [d for d in drops if d.kind is FILE]
         self.dir_drops = sorted(
-            (d for d in drops if d.kind is Kind.DIR), key=lambda d: (-depth(d.path), d.path)
+            (d for d in drops if d.kind is DIR), key=lambda d: (-depth(d.path), d.path)
         )
         for drop in drops:
             self._mark(drop.path, 1)
@@ -194,7 +202,7 @@ class Scheduler:
         if not self._is_dir(parent) and not self._ensure_dir(parent):
             return False
         self.actions.append(MakeDir(path, self.wanted[path]))
-        self._add(path, Kind.DIR)
+        self._add(path, DIR)
         self.pending_mkdirs.discard(path)
         return True
 
@@ -208,13 +216,13 @@ class Scheduler:
             self._attempt(self.pending_moves[move.dst], visiting)
             occupant = self.fs.get(move.dst)
         if occupant is not None and (
-            occupant is Kind.DIR
-            or move.kind is Kind.DIR
+            occupant is DIR
+            or move.kind is DIR
             or move.dst in self.pending_drops
             or move.dst in self.pending_moves
         ):
             return False
-        if move.kind is Kind.DIR and self.busy[move.src]:
+        if move.kind is DIR and self.busy[move.src]:
             return False
         parent = parent_of(move.dst)
         if not self._is_dir(parent) and not self._ensure_dir(parent):
@@ -237,7 +245,7 @@ class Scheduler:
         """
         carried: dict[str, str] = {}
         for src, move in sorted(self.pending_moves.items(), key=lambda i: (depth(i[0]), i[0])):
-            if move.kind is not Kind.DIR or not self.busy[src] or move.dst in self.fs:
+            if move.kind is not DIR or not self.busy[src] or move.dst in self.fs:
                 continue
             if is_within(move.dst, src) or any(a in carried for a in ancestors(src)):
                 continue
@@ -292,7 +300,7 @@ class Scheduler:
         (a->b with a/c->b/C; a/a->a), or a file where a directory must appear
         (a->a/a). A parked source is never parked again, so this terminates.
         """
-        leaving = [s for s, m in self.pending_moves.items() if m.kind is Kind.DIR]
+        leaving = [s for s, m in self.pending_moves.items() if m.kind is DIR]
         leaving += self.pending_drops
         needed = [*self.pending_dsts, *self.pending_mkdirs]
 
@@ -304,7 +312,7 @@ class Scheduler:
         movable = [
             src
             for src, move in sorted(self.pending_moves.items())
-            if src not in self._parked and (move.kind is Kind.FILE or not self.busy[src])
+            if src not in self._parked and (move.kind is FILE or not self.busy[src])
         ]
         for src in movable:
             if self.pending_moves[src].dst in self.pending_moves:

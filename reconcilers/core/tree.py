@@ -27,6 +27,11 @@ class Kind(enum.Enum):
     DIR = "dir"
 
 
+#: The members as plain names: on Python 3.11 ``Kind.FILE`` is a descriptor
+#: lookup (about 100 ns), which shows in loops over 100,000-node batches.
+FILE, DIR = Kind.FILE, Kind.DIR
+
+
 @dataclass(frozen=True, slots=True)
 class Node:
     """One file or directory as a source or the synced tree sees it.

@@ -410,6 +410,22 @@ def test_ignored_remote_node_is_recorded_once_and_not_again() -> None:
 # -- the scheduler on its own ---------------------------------------------------------
 
 
+def test_a_folder_moved_out_of_a_directory_replaced_by_a_file_keeps_its_files() -> None:
+    """Found by Hypothesis: ``a/a -> a`` replaces folder ``a`` while ``a/b -> A/b`` leaves it."""
+    old = {"a": DIR, "a/a": f("x"), "a/b": DIR, "a/b/a": f("x"), "b": f("x")}
+    new = {"a": f("x"), "A": DIR, "A/b": DIR, "A/b/a": f("x"), "b": f("x")}
+    synced = synced_of(old)
+    scheduler = Scheduler({p: r.node for p, r in synced.items()}, nodes_of(new), synced)
+    scheduler.settle(
+        [
+            InferredMove("a/a", "a", Kind.FILE, Reason.HASH),
+            InferredMove("a/b", "A/b", Kind.DIR, Reason.DIRECTORY),
+        ]
+    )
+    assert not any(isinstance(a, Drop) and a.path == "a/b/a" for a in scheduler.actions)
+    assert apply_plan(folder_of(synced), scheduler.actions) == wanted_folder(nodes_of(new))
+
+
 def test_scheduler_drops_what_was_not_moved_out_of_a_directory_replaced_by_a_move() -> None:
     old = {"d": DIR, "d/s": DIR, "d/s/g": f("y"), "c": DIR, "c/h": f("post")}
     new = {"e": DIR, "e/s": DIR, "e/s/g": f("y"), "e/s/h": f("post")}
