@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from controller.errors import ConfigError
+from controller.errors import ConfigError, LeaseBusy
 from controller.settings import Settings
 from reconcilers.errors import ControllerError
 from reconcilers.sources.base import parse_source_spec
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the store pulls in SQLAlchemy: imported when a command need
     from controller.store import Store
 
 EXIT_ERROR = 1
+EXIT_BUSY = 3
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -51,21 +52,37 @@ class Context:
 pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
+def _redact(url: str) -> str:
+    """A URL fit for printing: no password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}***@{host}" if at and credentials else url
+
+
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="CONTROLLER_LOG_FORMAT",
+    show_default=True,
+    help="Log lines for people, or one JSON object per line (CONTROLLER_LOG_FORMAT).",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int) -> None:
+def cli(ctx: click.Context, verbose: int, log_format: str) -> None:
     """Keep blog folders and their built posts converged with their sources.
 
     The store is CONTROLLER_DATABASE_URL (default: a SQLite file in the user's
     data directory); blog folders default to CONTROLLER_BLOGS_DIR/BLOG.
     """
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from controller.logs import configure
+
+    configure([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], log_format)
     ctx.ensure_object(Context)
 
 
@@ -146,34 +163,64 @@ def blog_remove(ctx: Context, blog_id: str, delete_folder: bool) -> None:
 @cli.command()
 @click.option("--blog", "blog_id", required=True, metavar="BLOG", help="The blog to reconcile.")
 @click.option("--full", is_flag=True, help="Also scan the blog folder for drift and repair it.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the blog's lease when another process holds it (then exit 3).",
+)
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Do not reconcile here: record a trigger for `controller run` and return at once.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_context
-def reconcile(ctx: Context, blog_id: str, full: bool, as_json: bool) -> None:
+def reconcile(
+    ctx: Context, blog_id: str, full: bool, wait: float, enqueue: bool, as_json: bool
+) -> None:
     """Bring BLOG's folder and entries in line with its source.
 
     Repeats observe -> plan -> execute until the source shows no further
-    change. Exits 0 when the pass completed (per-file errors included).
+    change, holding the blog's lease so no other process changes it at the
+    same time. Exits 0 when the pass completed (per-file errors included),
+    1 on a blog-level error, 3 when the blog stayed busy for --wait seconds.
     """
+    if enqueue:
+        from controller.triggers import Triggers
+
+        generation = Triggers(ctx.store, ctx.settings).fire(blog_id)
+        if as_json:
+            _print_json({"blog": blog_id, "enqueued": True, "generation": generation})
+        else:
+            out.print(f"blog {blog_id}: trigger {generation} recorded for `controller run`")
+        return
     from controller.reconcile import Reconciler
 
     reconciler = Reconciler(ctx.store, ctx.settings)
-    if as_json or not err.is_terminal:
-        report = reconciler.reconcile(blog_id, full=full)
-    else:
-        with Progress(
-            TextColumn(f"[bold]{blog_id}[/] installing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("install", total=None)
-            report = reconciler.reconcile(
-                blog_id,
-                full=full,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+    try:
+        if as_json or not err.is_terminal:
+            report = reconciler.reconcile(blog_id, full=full, wait=wait)
+        else:
+            with Progress(
+                TextColumn(f"[bold]{blog_id}[/] installing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("install", total=None)
+                report = reconciler.reconcile(
+                    blog_id,
+                    full=full,
+                    wait=wait,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+    finally:
+        reconciler.close()
     if as_json:
         _print_json(report.as_json())
     else:
@@ -193,6 +240,70 @@ def _print_report(ctx: Context, report: PassReport) -> None:
         out.print(f"  error  {path}: {message}")
     out.print(f"  folder:   {report.folder}")
     out.print(f"  database: {ctx.store.engine.url.render_as_string(hide_password=True)}")
+
+
+# -- the daemon ----------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Worker threads (default 4)."
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=None,
+    metavar="SECONDS",
+    help="How often to look for due blogs in the store (default 2).",
+)
+@click.option(
+    "--resync",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Periodic resync of every blog, +-10% jitter (default 300).",
+)
+@click.option("--no-watch", is_flag=True, help="Do not watch local sources for changes.")
+@pass_context
+def run(
+    ctx: Context, workers: int | None, poll: float | None, resync: float | None, no_watch: bool
+) -> None:
+    """Run the control loop until SIGTERM or SIGINT.
+
+    Worker threads take due blogs: triggered (`controller reconcile
+    --enqueue`, a watched local source changed), due for the periodic resync
+    or for a failed file's retry, or at the end of a backoff. Any number of
+    replicas may run against one store; a blog is never run by two at once.
+    On SIGTERM/SIGINT the daemon stops taking work, lets passes finish or stop
+    at a checkpoint (up to CONTROLLER_SHUTDOWN_GRACE, 25 s), releases its
+    leases and exits 0; a second signal exits at once.
+    """
+    import os
+    import signal
+
+    from controller.daemon import Daemon
+
+    overrides = {"workers": workers, "poll_interval": poll, "resync_interval": resync}
+    settings = ctx.settings.model_copy(update={k: v for k, v in overrides.items() if v})
+    daemon = Daemon(ctx.store, settings, watch=not no_watch)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if daemon.stopping.is_set():
+            os._exit(128 + signum)
+        daemon.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    err.print(
+        f"controller running: {settings.workers} workers, store "
+        f"{ctx.store.engine.url.render_as_string(hide_password=True)}"
+        + (f", Redis {_redact(settings.redis_url)}" if settings.redis_url else "")
+    )
+    while not daemon.wait(1.0):
+        pass
+    clean = daemon.shutdown()
+    err.print("controller stopped" + ("" if clean else " (some passes were still running)"))
 
 
 # -- status and entries ----------------------------------------------------------
@@ -278,5 +389,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except ControllerError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_BUSY if isinstance(exc, LeaseBusy) else EXIT_ERROR)
     sys.exit(0)

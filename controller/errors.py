@@ -19,3 +19,22 @@ class BlogExists(ControllerError):
 
 class ConfigError(ControllerError):
     """A setting or an option has a value the controller cannot use."""
+
+
+class LeaseBusy(ControllerError):
+    """Another process holds the blog's lease and did not let go in time."""
+
+    def __str__(self) -> str:
+        return self.message  # it names the blog itself: "blog B is busy (held by ...)"
+
+
+class LeaseLost(ControllerError):
+    """This process's lease ended (expired or taken over): it must stop changing the blog."""
+
+
+class LeaseBackendError(ControllerError):
+    """The lease backend (the database or Redis) could not be reached."""
+
+
+class PassStopped(ControllerError):
+    """A pass ended early at a checkpoint because the process is shutting down."""

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from controller.drift import repair_drift
+from controller.errors import LeaseLost, PassStopped
+from controller.leases import Leases, open_leases
+from controller.metrics import METRICS, Metrics
+from controller.schedule import PassPolicy
 from controller.settings import Settings
 from controller.sources import open_source
 from controller.store import BlogRecord, Store
@@ -66,25 +70,99 @@ def _apply_observation(known: Mapping[str, Node], observation: Observation) -> d
 
 
 class Reconciler:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    """Runs passes, each under the blog's lease; every store write is fenced by it."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        leases: Leases | None = None,
+        *,
+        policy: PassPolicy | None = None,
+        metrics: Metrics = METRICS,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self._own_leases = leases is None
+        self.leases = leases if leases is not None else open_leases(store, settings, metrics)
+        self.policy = policy or PassPolicy(settings)
+        self.metrics = metrics
+
+    def close(self) -> None:
+        if self._own_leases:
+            self.leases.close()
 
     def reconcile(
-        self, blog_id: str, *, full: bool = False, progress: Progress | None = None
+        self,
+        blog_id: str,
+        *,
+        full: bool = False,
+        progress: Progress | None = None,
+        wait: float = 0.0,
+        stop: Callable[[], bool] | None = None,
+    ) -> PassReport:
+        """One pass over ``blog_id``: waits up to ``wait`` s for its lease (LeaseBusy after).
+
+        ``stop`` is asked at every checkpoint; when it says so the pass ends
+        there (``PassStopped``), as safely as after a crash.
+        """
+        with self.leases.hold(blog_id, wait) as lease:
+
+            def checkpoint() -> None:
+                lease.check()
+                if stop is not None and stop():
+                    raise PassStopped("the pass stopped for shutdown", blog_id=blog_id)
+
+            return self._pass(blog_id, full, progress, checkpoint)
+
+    def _pass(
+        self, blog_id: str, full: bool, progress: Progress | None, checkpoint: Callable[[], None]
     ) -> PassReport:
         blog = self.store.get_blog(blog_id)
         started = time.monotonic()
+        full = full or blog.dirty
         report = PassReport(blog=blog.id, folder=blog.folder)
         error: ControllerError | None = None
         try:
-            self._run(blog, full or blog.dirty, report, progress)
+            self._run(blog, full, report, progress, checkpoint)
+        except LeaseLost:
+            self.metrics.reconcile_total.labels(result="error").inc()
+            self.metrics.reconcile_errors_total.inc()
+            raise
         except ControllerError as exc:
             if exc.blog_id is None:
                 exc.blog_id = blog.id
             error = exc
         report.seconds = time.monotonic() - started
-        result = "ok" if error is None else "error"
+        self._record(blog, report, error, full)
+        log.info(
+            "reconciled",
+            extra={
+                "blog": blog.id,
+                "result": "ok" if error is None else "error",
+                "seconds": report.seconds,
+                **report.actions,
+            },
+        )
+        if error is not None:
+            raise error
+        return report
+
+    def _record(
+        self, blog: BlogRecord, report: PassReport, error: ControllerError | None, full: bool
+    ) -> None:
+        now_ns = time.time_ns()
+        generation: int | None = blog.generation
+        if isinstance(error, PassStopped):
+            # Neither a failure nor done: due again at once, for whoever runs next.
+            result, generation, failures, next_ns = "stopped", None, blog.failures, now_ns
+        elif error is None:
+            result, failures = "ok", 0
+            settled = self.store.get_blog(blog.id).settled_until_ns
+            next_ns = self.policy.next_after_success(now_ns, settled)
+        else:
+            result, failures = "error", blog.failures + 1
+            next_ns = self.policy.next_after_failure(now_ns, failures)
         self.store.record_pass(
             blog.id,
             at=now_utc(),
@@ -92,22 +170,38 @@ class Reconciler:
             result=result,
             message=None if error is None else str(error),
             history_limit=self.settings.history_limit,
+            generation=generation,
+            next_pass_at_ns=next_ns,
+            failures=failures,
+            full=full and error is None,
         )
-        log.info(
-            "reconciled",
-            extra={"blog": blog.id, "result": result, "seconds": report.seconds, **report.actions},
-        )
+        if result == "stopped":
+            return
+        self.metrics.reconcile_time_seconds.observe(report.seconds)
+        self.metrics.reconcile_total.labels(result="success" if error is None else "error").inc()
         if error is not None:
-            raise error
-        return report
+            self.metrics.reconcile_errors_total.inc()
+        for action, count in report.actions.items():
+            self.metrics.actions_total.labels(action=action).inc(count)
 
     def _run(
-        self, blog: BlogRecord, full: bool, report: PassReport, progress: Progress | None
+        self,
+        blog: BlogRecord,
+        full: bool,
+        report: PassReport,
+        progress: Progress | None,
+        checkpoint: Callable[[], None],
     ) -> None:
         blog_id, folder = blog.id, Path(blog.folder)
         source = open_source(blog)
         folder.mkdir(parents=True, exist_ok=True)
-        executor = Executor(folder, source, blog_id=blog_id, batch_size=self.settings.install_batch)
+        executor = Executor(
+            folder,
+            source,
+            blog_id=blog_id,
+            batch_size=self.settings.install_batch,
+            checkpoint=checkpoint,
+        )
         if full:
             executor.sweep()
             report.drifted = repair_drift(self.store, blog_id, executor)
@@ -116,6 +210,7 @@ class Reconciler:
         last: Plan | None = None
         totals = Applied()
         for _ in range(self.settings.max_rounds):
+            checkpoint()
             report.passes += 1
             known = self.store.load_remote(blog_id)
             observation = source.changes(cursor, known)

@@ -29,6 +29,23 @@ class Settings(BaseSettings):
     #: Observe -> plan -> execute rounds per reconcile before giving up on a
     #: source that keeps changing.
     max_rounds: int = 20
+    #: Redis for leases and cross-replica wake-ups; leases live in the store's
+    #: database when unset.
+    redis_url: str | None = None
+    #: A lease lasts this long unless renewed, and is renewed this often.
+    lease_ttl: float = 30.0
+    lease_renew: float = 10.0
+    #: ``controller run``: worker threads, periodic resync (seconds, +-10%
+    #: jitter), full validation, store polling without Redis, and the grace
+    #: period in-flight passes get on SIGTERM.
+    workers: int = 4
+    resync_interval: float = 300.0
+    full_interval: float = 86_400.0
+    poll_interval: float = 2.0
+    shutdown_grace: float = 25.0
+    #: Backoff after failed passes: full jitter between 0 and base * 2^n, capped.
+    backoff_base: float = 1.0
+    backoff_cap: float = 900.0
 
     @property
     def effective_database_url(self) -> str:

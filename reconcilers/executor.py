@@ -107,6 +107,7 @@ class Executor:
         batch_size: int = 500,
         workers: int = 4,
         builder: Builder = build_entry,
+        checkpoint: Callable[[], None] = lambda: None,
     ) -> None:
         self.root = Path(root)
         self._root = str(self.root)
@@ -115,6 +116,9 @@ class Executor:
         self.blog_id = blog_id
         self.batch_size = batch_size
         self.builder = builder
+        #: Called before each change to the folder; raises to stop the pass
+        #: (a lost lease, a shutdown). Stopping there is as safe as a crash.
+        self.checkpoint = checkpoint
         self._checked_dirs: set[str] = {""}
 
     # -- paths -------------------------------------------------------------
@@ -172,6 +176,7 @@ class Executor:
             if pending_sets:
                 yield self.install(pending_sets)
                 pending_sets = []
+            self.checkpoint()
             instant.append(self._instant(action))
         if pending_sets:
             yield self.install(pending_sets)
@@ -254,6 +259,7 @@ class Executor:
                     else:
                         outcomes.append(result)
             self._make_durable([s.temp for s in staged])
+            self.checkpoint()
             for item in staged:
                 try:
                     os.rename(item.temp, self._path(item.node.path))

@@ -26,12 +26,14 @@ settings.load_profile(
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CONTROLLER_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("CONTROLLER_TEST_REDIS_URL")
 
 
 def _unavailable(reason: str) -> None:
@@ -71,7 +73,7 @@ def _truncate(url: str) -> None:
         exists = conn.execute(text("SELECT to_regclass('blogs')")).scalar()
         if exists:
             conn.execute(
-                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history CASCADE")
+                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases CASCADE")
             )
     engine.dispose()
 
@@ -93,3 +95,22 @@ def store(database_url: str) -> Iterator[object]:
     instance = Store(database_url, auto_upgrade=True)
     yield instance
     instance.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """An emptied Redis database of this xdist worker's own (gw0 -> 1, gw1 -> 2, ...)."""
+    if not REDIS_URL:
+        _unavailable("no Redis server: set CONTROLLER_TEST_REDIS_URL")
+    import redis
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = 1 + (int(worker) if worker.isdigit() else 0) % 15
+    url = urlsplit(REDIS_URL)._replace(path=f"/{index}").geturl()  # type: ignore[arg-type]
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client.flushdb()
+        client.close()
+    except redis.RedisError as exc:
+        _unavailable(f"Redis at {REDIS_URL} does not answer: {exc}")
+    return url

@@ -56,6 +56,17 @@ class Blog(Base):
     last_pass_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_pass_seconds: Mapped[float | None]
     last_pass_result: Mapped[str | None] = mapped_column(String(32))
+    #: Durable triggers: every trigger bumps ``generation``; a pass records the
+    #: generation it started from, so a trigger during a pass leaves the blog due.
+    generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    pass_generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: The highest lease token a write for this blog has carried (fencing).
+    fence_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Consecutive failed passes, and when the daemon should next run the blog
+    #: (periodic resync, a failed file's retry, or backoff after a failed pass).
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_pass_at_ns: Mapped[int | None] = mapped_column(BigInteger)
+    last_full_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RemoteNode(Base):
@@ -132,6 +143,20 @@ class Entry(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Lease(Base):
+    """The SQL lease backend's row per blog; ``token`` grows with every grant."""
+
+    __tablename__ = "leases"
+
+    blog_id: Mapped[str] = mapped_column(
+        ForeignKey("blogs.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder: Mapped[str | None] = mapped_column(Text)
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    acquired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class History(Base):
     """A bounded per-blog log of actions (trimmed after every pass)."""
 
@@ -159,3 +184,4 @@ REMOTE = _table(RemoteNode)
 SYNCED = _table(SyncedNode)
 ENTRIES = _table(Entry)
 HISTORY = _table(History)
+LEASES = _table(Lease)

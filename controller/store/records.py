@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -23,6 +23,11 @@ class BlogRecord:
     last_pass_at: datetime | None = None
     last_pass_seconds: float | None = None
     last_pass_result: str | None = None
+    generation: int = 0
+    pass_generation: int = 0
+    failures: int = 0
+    next_pass_at_ns: int | None = None
+    last_full_at: datetime | None = None
 
     @property
     def source_spec(self) -> str:
@@ -38,6 +43,11 @@ class BlogRecord:
             "last_pass_at": _iso(self.last_pass_at),
             "last_pass_seconds": self.last_pass_seconds,
             "last_pass_result": self.last_pass_result,
+            "generation": self.generation,
+            "pass_generation": self.pass_generation,
+            "failures": self.failures,
+            "next_pass_at": _iso_ns(self.next_pass_at_ns),
+            "last_full_at": _iso(self.last_full_at),
         }
 
 
@@ -80,6 +90,12 @@ class HistoryRecord:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _iso_ns(value: int | None) -> str | None:
+    if value is None or value >= 2**62:
+        return None
+    return datetime.fromtimestamp(value / 1e9, UTC).isoformat(timespec="seconds")
 
 
 def dumps(value: Any) -> str:

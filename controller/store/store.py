@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from controller.errors import BlogExists, StoreError, UnknownBlog
+from controller.errors import BlogExists, LeaseLost, StoreError, UnknownBlog
 from controller.settings import Settings
-from controller.store import apply, entries, trees
+from controller.store import apply, entries, fencing, trees
 from controller.store.engine import ensure_schema, make_engine, upgrade
-from controller.store.models import BLOGS, ENTRIES, HISTORY, REMOTE, SYNCED
+from controller.store.models import BLOGS, ENTRIES, HISTORY, LEASES, REMOTE, SYNCED
 from controller.store.records import BlogRecord, EntryRecord, HistoryRecord
 from controller.store.sql import in_subtree, now_utc, upsert, utc
 from reconcilers.core.machine import State
@@ -50,6 +50,11 @@ def _blog(row: object) -> BlogRecord:
         last_pass_at=utc(row.last_pass_at),  # type: ignore[attr-defined]
         last_pass_seconds=row.last_pass_seconds,  # type: ignore[attr-defined]
         last_pass_result=row.last_pass_result,  # type: ignore[attr-defined]
+        generation=row.generation,  # type: ignore[attr-defined]
+        pass_generation=row.pass_generation,  # type: ignore[attr-defined]
+        failures=row.failures,  # type: ignore[attr-defined]
+        next_pass_at_ns=row.next_pass_at_ns,  # type: ignore[attr-defined]
+        last_full_at=utc(row.last_full_at),  # type: ignore[attr-defined]
     )
 
 
@@ -57,6 +62,8 @@ class Store:
     def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        #: Lease tokens this process holds, by blog: writes for these blogs are fenced.
+        self._fences: dict[str, int] = {}
         embedded = self.engine.dialect.name == "sqlite"
         try:
             ensure_schema(
@@ -82,6 +89,39 @@ class Store:
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
+
+    # -- fencing -------------------------------------------------------------
+
+    def fence(self, blog_id: str, token: int) -> None:
+        """From now on this process's writes for ``blog_id`` carry ``token``."""
+        self._fences[blog_id] = token
+
+    def unfence(self, blog_id: str) -> None:
+        self._fences.pop(blog_id, None)
+
+    def fence_token(self, blog_id: str) -> int:
+        """The highest lease token any write for ``blog_id`` has carried."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(BLOGS.c.fence_token).where(BLOGS.c.id == blog_id)).scalar() or 0
+            )
+
+    def raise_fence(self, blog_id: str, token: int) -> bool:
+        """A new holder announces its token at once, before a stale holder writes again."""
+        with self.transaction() as conn:
+            return fencing.advance(conn, blog_id, token, strictly=True)
+
+    @contextmanager
+    def _write(self, blog_id: str) -> Iterator[Connection]:
+        """A transaction for one blog's data, fenced when this process holds its lease."""
+        token = self._fences.get(blog_id)
+        with self.transaction() as conn:
+            if token is not None and not fencing.advance(conn, blog_id, token):
+                raise LeaseLost(
+                    f"a newer lease holder than token {token} exists: the write was rolled back",
+                    blog_id=blog_id,
+                )
+            yield conn
 
     # -- blogs -------------------------------------------------------------
 
@@ -117,12 +157,12 @@ class Store:
     def remove_blog(self, blog_id: str) -> None:
         self.get_blog(blog_id)
         with self.transaction() as conn:
-            for table in (SYNCED, HISTORY, REMOTE, ENTRIES):
+            for table in (SYNCED, HISTORY, REMOTE, ENTRIES, LEASES):
                 conn.execute(delete(table).where(table.c.blog_id == blog_id))
             conn.execute(delete(BLOGS).where(BLOGS.c.id == blog_id))
 
     def set_status(self, blog_id: str, status: str, message: str | None = None) -> None:
-        with self.transaction() as conn:
+        with self._write(blog_id) as conn:
             conn.execute(
                 update(BLOGS)
                 .where(BLOGS.c.id == blog_id)
@@ -130,7 +170,7 @@ class Store:
             )
 
     def set_dirty(self, blog_id: str, dirty: bool) -> None:
-        with self.transaction() as conn:
+        with self._write(blog_id) as conn:
             conn.execute(
                 update(BLOGS)
                 .where(BLOGS.c.id == blog_id)
@@ -140,7 +180,7 @@ class Store:
     def mark_settled(self, blog_id: str) -> None:
         """The trees agree: record until when an empty observation needs no plan."""
         s = SYNCED.c
-        with self.transaction() as conn:
+        with self._write(blog_id) as conn:
             next_retry = conn.execute(
                 select(func.min(s.retry_at_ns)).where(
                     s.blog_id == blog_id, s.state == State.FAILED.value
@@ -161,20 +201,70 @@ class Store:
         result: str,
         message: str | None,
         history_limit: int,
+        generation: int | None = None,
+        next_pass_at_ns: int | None = None,
+        failures: int = 0,
+        full: bool = False,
     ) -> None:
-        with self.transaction() as conn:
+        """The end of a pass: its result, the trigger generation it started from, when next."""
+        values: dict[str, Any] = {
+            "last_pass_at": at,
+            "last_pass_seconds": seconds,
+            "last_pass_result": result,
+            "status": "ok" if result == "ok" else "error",
+            "status_message": message,
+            "failures": failures,
+            "next_pass_at_ns": next_pass_at_ns,
+        }
+        if generation is not None:
+            values["pass_generation"] = generation
+        if full:
+            values["last_full_at"] = at
+        with self._write(blog_id) as conn:
+            conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(**values))
+            apply.trim_history(conn, blog_id, history_limit)
+
+    def log(self, blog_id: str, message: str) -> None:
+        """A line of the blog's history written by a ``sync()`` caller."""
+        with self._write(blog_id) as conn:
             conn.execute(
-                update(BLOGS)
-                .where(BLOGS.c.id == blog_id)
-                .values(
-                    last_pass_at=at,
-                    last_pass_seconds=seconds,
-                    last_pass_result=result,
-                    status="ok" if result == "ok" else "error",
-                    status_message=message,
+                HISTORY.insert().values(
+                    blog_id=blog_id, at=now_utc(), action="log", path="", result=message
                 )
             )
-            apply.trim_history(conn, blog_id, history_limit)
+
+    # -- triggers --------------------------------------------------------------
+
+    def trigger(self, blog_id: str) -> int:
+        """Bump the blog's generation: it stays due until a pass starts from it.
+
+        Never fenced: anyone may ask for a pass, lease or not.
+        """
+        with self.transaction() as conn:
+            generation = conn.execute(
+                update(BLOGS)
+                .where(BLOGS.c.id == blog_id)
+                .values(generation=BLOGS.c.generation + 1)
+                .returning(BLOGS.c.generation)
+            ).scalar()
+        if generation is None:
+            raise UnknownBlog("no such blog (see `controller blog list`)", blog_id=blog_id)
+        return int(generation)
+
+    def due_blogs(self, now_ns: int) -> list[BlogRecord]:
+        """Blogs with a trigger newer than their last pass, or whose next pass is due."""
+        b = BLOGS.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(BLOGS)
+                .where(
+                    (b.generation > b.pass_generation)
+                    | b.next_pass_at_ns.is_(None)
+                    | (b.next_pass_at_ns <= now_ns)
+                )
+                .order_by(b.next_pass_at_ns.is_not(None), b.next_pass_at_ns, b.id)
+            )
+            return [_blog(row) for row in rows]
 
     # -- trees ---------------------------------------------------------------
 
@@ -183,7 +273,7 @@ class Store:
             return trees.load_remote(conn, blog_id)
 
     def save_observation(self, blog_id: str, observation: Observation) -> None:
-        with self.transaction() as conn:
+        with self._write(blog_id) as conn:
             trees.save_observation(conn, blog_id, observation)
             if not observation.empty:
                 _unsettle(conn, blog_id)
@@ -197,7 +287,7 @@ class Store:
             return trees.local_stats(conn, blog_id)
 
     def record(self, blog_id: str, outcomes: Sequence[Outcome], now_ns: int) -> apply.Applied:
-        with self.transaction() as conn:
+        with self._write(blog_id) as conn:
             _unsettle(conn, blog_id)
             return apply.record(conn, blog_id, outcomes, now_utc(), now_ns)
 
@@ -206,7 +296,7 @@ class Store:
     ) -> None:
         """Drift repair: forget rows whose disk content is unknown, adopt what disk has."""
         s = SYNCED.c
-        with self.transaction() as conn:
+        with self._write(blog_id) as conn:
             _unsettle(conn, blog_id)
             now = now_utc()
             for root in forget:

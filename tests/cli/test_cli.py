@@ -37,6 +37,11 @@ BLOG_KEYS = {
     "last_pass_at",
     "last_pass_seconds",
     "last_pass_result",
+    "generation",
+    "pass_generation",
+    "failures",
+    "next_pass_at",
+    "last_full_at",
 }
 
 

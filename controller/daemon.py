@@ -1,0 +1,180 @@
+"""``controller run``: the control loop.
+
+Level-triggered, as a Kubernetes controller: the queue holds blog ids only,
+and a worker that takes one reads the blog's current state and runs a pass if
+it is due (a trigger newer than its last pass, the periodic resync, a failed
+file's retry, or the end of a backoff). The schedule lives in the store, so
+replicas share it and a restart loses nothing; the queue only makes one
+process's workers fast and exclusive.
+
+Sources of work: a store poll (every ``poll_interval``; with Redis, a
+published trigger wakes every replica at once), watches on local sources, and
+re-adds after a pass that a trigger overtook.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from controller.errors import LeaseBusy, LeaseLost, PassStopped, UnknownBlog
+from controller.leases import open_leases
+from controller.metrics import METRICS, Metrics
+from controller.reconcile import Reconciler
+from controller.schedule import PassPolicy
+from controller.settings import Settings
+from controller.store import BlogRecord, Store
+from controller.store.sql import now_utc
+from controller.triggers import Triggers
+from controller.watch import Watcher
+from controller.workqueue import WorkQueue
+from reconcilers.errors import ControllerError
+
+log = logging.getLogger(__name__)
+
+
+def is_due(blog: BlogRecord, now_ns: int) -> bool:
+    return (
+        blog.generation > blog.pass_generation
+        or blog.next_pass_at_ns is None
+        or blog.next_pass_at_ns <= now_ns
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        watch: bool = True,
+        metrics: Metrics = METRICS,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.queue = WorkQueue(metrics=metrics)
+        self.leases = open_leases(store, settings, metrics)
+        self.policy = PassPolicy(settings)
+        self.reconciler = Reconciler(
+            store, settings, self.leases, policy=self.policy, metrics=metrics
+        )
+        self.triggers = Triggers(store, settings)
+        self.watcher = Watcher(self._fire) if watch else None
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+        self.triggers.listen(self._woken)
+        for n in range(self.settings.workers):
+            thread = threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        poller = threading.Thread(target=self._poll, name="poller", daemon=True)
+        poller.start()
+        self._threads.append(poller)
+        log.info("daemon started", extra={"workers": self.settings.workers})
+
+    def request_stop(self) -> None:
+        """Stop taking work; in-flight passes end at their next checkpoint."""
+        if not self.stopping.is_set():
+            log.info("stopping: no new passes; in-flight passes stop at their next checkpoint")
+        self.stopping.set()
+        self.queue.shut_down()
+        self._wake.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a stop is requested (or ``timeout``); True once stopping."""
+        return self.stopping.wait(timeout)
+
+    def shutdown(self) -> bool:
+        """Drain within the grace period, release leases; True when every thread ended."""
+        self.request_stop()
+        deadline = time.monotonic() + self.settings.shutdown_grace
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        clean = not any(t.is_alive() for t in self._threads)
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.triggers.close()
+        self.leases.close()
+        log.info("daemon stopped", extra={"clean": clean})
+        return clean
+
+    # -- sources of work ---------------------------------------------------------
+
+    def _poll(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                blogs = self.store.list_blogs()
+                if self.watcher is not None:
+                    self.watcher.follow(blogs)
+                now_ns = time.time_ns()
+                for blog in blogs:
+                    if is_due(blog, now_ns):
+                        self.queue.add(blog.id)
+            except ControllerError as exc:
+                log.error("poll failed", extra={"error": str(exc)})
+            self._wake.wait(self.settings.poll_interval)
+            self._wake.clear()
+
+    def _fire(self, blog_id: str) -> None:
+        """A watched source changed: record the trigger durably, then run it here."""
+        self.triggers.fire(blog_id)
+        self.queue.add(blog_id)
+
+    def _woken(self, blog_id: str) -> None:
+        self.queue.add(blog_id)
+
+    # -- workers ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            blog_id = self.queue.get()
+            if blog_id is None:
+                return
+            self.metrics.active_workers.inc()
+            try:
+                self._process(blog_id)
+            except Exception:  # a bug in one pass must not kill the worker
+                log.exception("pass crashed", extra={"blog": blog_id})
+            finally:
+                self.metrics.active_workers.dec()
+                self.queue.done(blog_id)
+
+    def _process(self, blog_id: str) -> None:
+        try:
+            blog = self.store.get_blog(blog_id)
+        except UnknownBlog:
+            self.queue.forget(blog_id)
+            return
+        if not is_due(blog, time.time_ns()) or self.stopping.is_set():
+            return
+        full = self.policy.wants_full(blog, now_utc())
+        try:
+            self.reconciler.reconcile(blog_id, full=full, stop=self.stopping.is_set)
+        except LeaseBusy:
+            # Another process runs it; the trigger stays recorded, so look again later.
+            self.queue.add_after(blog_id, self.settings.poll_interval)
+            return
+        except PassStopped:
+            return
+        except LeaseLost as exc:
+            log.error("pass stopped: lease lost", extra={"blog": blog_id, "error": str(exc)})
+            self.queue.add_rate_limited(blog_id)
+            return
+        except ControllerError as exc:
+            # Recorded with its backoff in the store; the poll brings it back when due.
+            log.warning("pass failed", extra={"blog": blog_id, "error": str(exc)})
+            self.metrics.workqueue_retries_total.inc()
+            return
+        self.queue.forget(blog_id)
+        after = self.store.get_blog(blog_id)
+        if after.generation > after.pass_generation:
+            self.queue.add(blog_id)  # a trigger arrived during the pass
