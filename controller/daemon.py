@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from controller.errors import LeaseBusy, LeaseLost, PassStopped, UnknownBlog
+from controller.errors import LeaseBackendError, LeaseBusy, LeaseLost, PassStopped, UnknownBlog
 from controller.leases import open_leases
 from controller.metrics import METRICS, Metrics
 from controller.reconcile import Reconciler
@@ -65,6 +65,11 @@ class Daemon:
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Blogs whose lease backend failed: not retried before this (monotonic)
+        #: time. The store cannot hold this backoff: without a lease nothing may
+        #: write the blog's row.
+        self._not_before: dict[str, float] = {}
+        self._backend_failures: dict[str, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -115,9 +120,9 @@ class Daemon:
                 blogs = self.store.list_blogs()
                 if self.watcher is not None:
                     self.watcher.follow(blogs)
-                now_ns = time.time_ns()
+                now_ns, now = time.time_ns(), time.monotonic()
                 for blog in blogs:
-                    if is_due(blog, now_ns):
+                    if is_due(blog, now_ns) and self._not_before.get(blog.id, 0.0) <= now:
                         self.queue.add(blog.id)
             except ControllerError as exc:
                 log.error("poll failed", extra={"error": str(exc)})
@@ -163,6 +168,17 @@ class Daemon:
             # Another process runs it; the trigger stays recorded, so look again later.
             self.queue.add_after(blog_id, self.settings.poll_interval)
             return
+        except LeaseBackendError as exc:
+            failures = self._backend_failures.get(blog_id, 0) + 1
+            self._backend_failures[blog_id] = failures
+            delay = self.policy.backoff(failures)
+            self._not_before[blog_id] = time.monotonic() + delay
+            self.metrics.workqueue_retries_total.inc()
+            log.error(
+                "lease backend unreachable; retrying with backoff",
+                extra={"blog": blog_id, "error": str(exc), "retry_in_s": round(delay, 1)},
+            )
+            return
         except PassStopped:
             return
         except LeaseLost as exc:
@@ -175,6 +191,8 @@ class Daemon:
             self.metrics.workqueue_retries_total.inc()
             return
         self.queue.forget(blog_id)
+        self._not_before.pop(blog_id, None)
+        self._backend_failures.pop(blog_id, None)
         after = self.store.get_blog(blog_id)
         if after.generation > after.pass_generation:
             self.queue.add(blog_id)  # a trigger arrived during the pass

@@ -29,15 +29,17 @@ class PassPolicy:
         resync = now_ns + int(self.settings.resync_interval * spread * 1e9)
         return min(resync, settled_until_ns) if settled_until_ns else resync
 
-    def next_after_failure(self, now_ns: int, failures: int) -> int:
-        """Full-jitter exponential backoff after the ``failures``-th failed pass in a row."""
-        delay = backoff_delay(
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (full jitter)."""
+        return backoff_delay(
             max(0, failures - 1),
             self.rng,
             base=self.settings.backoff_base,
             cap=self.settings.backoff_cap,
         )
-        return now_ns + int(delay * 1e9)
+
+    def next_after_failure(self, now_ns: int, failures: int) -> int:
+        return now_ns + int(self.backoff(failures) * 1e9)
 
     def wants_full(self, blog: BlogRecord, now: datetime) -> bool:
         """Full validation (local scan, drift repair) once per ``full_interval``."""
