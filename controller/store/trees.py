@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from controller.store.models import BLOGS, REMOTE, SYNCED
-from controller.store.sql import chunks, upsert
+from controller.store.sql import upsert
 from reconcilers.core.machine import State
 from reconcilers.core.planner import SyncedNode as SyncedView
 from reconcilers.core.tree import Kind, Node
@@ -59,8 +59,15 @@ def save_observation(conn: Connection, blog_id: str, observation: Observation) -
         ],
         ["blog_id", "path"],
     )
-    for part in chunks(observation.deletes):
-        conn.execute(delete(REMOTE).where(REMOTE.c.blog_id == blog_id, REMOTE.c.path.in_(part)))
+    if observation.deletes:
+        # One executemany, however many paths: a renamed folder of 10,000 files
+        # is 10,000 deletes here, and must not be 20 round trips of IN lists.
+        conn.execute(
+            delete(REMOTE).where(
+                REMOTE.c.blog_id == bindparam("b_blog"), REMOTE.c.path == bindparam("b_path")
+            ),
+            [{"b_blog": blog_id, "b_path": path} for path in observation.deletes],
+        )
     conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(cursor=observation.cursor))
 
 

@@ -170,3 +170,37 @@ def test_a_renamed_directory_is_one_move_that_copies_nothing(blog) -> None:
     assert {p.replace("archive/", "old-posts/"): i for p, i in ids.items()}.items() <= moved.items()
     moves = [h for h in reconciler.store.history("b", limit=1000) if h.action == "move"]
     assert [(h.path, h.result) for h in moves] == [("archive", "ok: now old-posts")]
+
+
+@pytest.mark.slow
+def test_a_directory_of_10000_files_renamed_is_one_rename_and_a_few_statements(
+    blog, monkeypatch
+) -> None:
+    """The cost of a directory rename does not grow with the files inside it."""
+    from sqlalchemy import event
+
+    reconciler, src, dst = blog
+    reconciler.settings = reconciler.settings.model_copy(update={"install_batch": 1000})
+    (src / "photos").mkdir()
+    for i in range(10_000):
+        (src / "photos" / f"{i}.jpg").write_bytes(b"jpg %d" % i)
+    reconciler.reconcile("b")
+    inodes = {p.name: p.stat().st_ino for p in (dst / "photos").iterdir()}
+    (src / "photos").rename(src / "pictures")
+
+    renames: list[tuple[str, str]] = []
+    real_rename = os.rename
+    monkeypatch.setattr(os, "rename", lambda a, b: (renames.append((a, b)), real_rename(a, b))[1])
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(reconciler.store.engine, "before_cursor_execute", listener)
+    try:
+        report = reconciler.reconcile("b")
+    finally:
+        event.remove(reconciler.store.engine, "before_cursor_execute", listener)
+
+    assert report.actions == {"set": 0, "move": 1, "drop": 0}
+    assert renames == [(str(dst / "photos"), str(dst / "pictures"))]
+    assert {p.name: p.stat().st_ino for p in (dst / "pictures").iterdir()} == inodes
+    writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+    assert len(writes) < 30, writes
