@@ -28,7 +28,13 @@ from typing import BinaryIO
 from reconcilers.build import EntryDraft, build_entry, is_post
 from reconcilers.core.plan import Build, Drop, Ignore, MakeDir, Move, Plan, Reject, Set
 from reconcilers.core.tree import TEMP_PREFIX, Kind, Node, normalise_path, parent_of
-from reconcilers.errors import BuildError, ExecutorError, InvalidPath, SourceError
+from reconcilers.errors import (
+    BuildError,
+    ControllerError,
+    ExecutorError,
+    InvalidPath,
+    SourceError,
+)
 from reconcilers.hashing import ContentHasher
 from reconcilers.outcomes import (
     ActionFailed,
@@ -251,13 +257,18 @@ class Executor:
         outcomes: list[Outcome] = []
         staged: list[_Staged] = []
         installed: list[tuple[_Staged, LocalStat]] = []
+        stopped: ControllerError | None = None
         try:
             with ThreadPoolExecutor(self.workers) as pool:
                 for result in pool.map(self._stage, nodes):
                     if isinstance(result, _Staged):
                         staged.append(result)
+                    elif isinstance(result, ControllerError):
+                        stopped = stopped or result
                     else:
                         outcomes.append(result)
+            if stopped is not None:
+                raise stopped  # every temporary file is known now: the finally removes them
             self._make_durable([s.temp for s in staged])
             self.checkpoint()
             for item in staged:
@@ -275,7 +286,12 @@ class Executor:
             outcomes.append(Installed(item.node, local, self._build(item.node, item.data)))
         return outcomes
 
-    def _stage(self, node: Node) -> _Staged | FetchFailed:
+    def _stage(self, node: Node) -> _Staged | FetchFailed | ControllerError:
+        try:
+            # Before each file: a holder that lost its lease writes nothing more.
+            self.checkpoint()
+        except ControllerError as exc:
+            return exc
         try:
             self._path(node.path)
             self._check_dir(parent_of(node.path))

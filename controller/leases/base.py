@@ -46,8 +46,8 @@ class LeaseBackend(Protocol):
     def renew(self, grant: Grant, ttl_ns: int) -> bool:
         """Extend the lease; False when ``grant`` is no longer the holder."""
 
-    def release(self, grant: Grant) -> None:
-        """Give the lease up if ``grant`` still holds it."""
+    def release(self, grant: Grant) -> bool:
+        """Give the lease up if ``grant`` still holds it; False when it did not."""
 
     def holding(self, blog_id: str) -> Holding | None:
         """The current holder, if any (expired leases count as free)."""

@@ -42,6 +42,9 @@ class Lease:
         self._clock = clock
         self._renewed = clock()
         self._lost: str | None = None
+        #: Set when the block ended: a renewal still in flight then is not a loss.
+        self.released = False
+        self.reported = False
 
     @property
     def blog_id(self) -> str:
@@ -63,7 +66,10 @@ class Lease:
             return self._lost
         silent = self._clock() - self._renewed
         if silent > self.ttl_s:
-            return f"not renewed for {silent:.0f} s (the lease backend did not answer)"
+            return (
+                f"not renewed for {silent:.0f} s: the lease backend did not answer "
+                "or this process was paused"
+            )
         return None
 
     def check(self) -> None:
@@ -127,6 +133,8 @@ class Leases:
             if lease.depth == 0:
                 with self._lock:
                     del self._held[key]
+                if lease.lost:
+                    self._report_lost(lease)
                 self._release(lease)
 
     def _acquire(self, blog_id: str, wait: float) -> Lease:
@@ -163,11 +171,7 @@ class Leases:
                     raise LeaseBusy(
                         f"blog {blog_id} is busy (its lease is changing hands)", blog_id=blog_id
                     )
-                since = (
-                    holding.acquired_at.isoformat(timespec="seconds")
-                    if holding.acquired_at
-                    else "?"
-                )
+                since = holding.acquired_at.isoformat(timespec="seconds")
                 raise LeaseBusy(
                     f"blog {blog_id} is busy (held by {holding.process} since {since})",
                     blog_id=blog_id,
@@ -175,16 +179,18 @@ class Leases:
             time.sleep(min(RETRY_S, remaining))
 
     def _release(self, lease: Lease) -> None:
+        lease.released = True
         self.store.unfence(lease.blog_id)
         try:
-            self.backend.release(lease.grant)
+            released = self.backend.release(lease.grant)
         except LeaseBackendError as exc:
             log.warning(
                 "lease not released (it will expire)",
                 extra={"blog": lease.blog_id, "error": str(exc)},
             )
         else:
-            log.info("lease released", extra={"blog": lease.blog_id, "token": lease.token})
+            if released:
+                log.info("lease released", extra={"blog": lease.blog_id, "token": lease.token})
 
     def held(self) -> list[Lease]:
         with self._lock:
@@ -208,6 +214,7 @@ class Leases:
     def renew_now(self) -> None:
         for lease in self.held():
             if lease.lost:
+                self._report_lost(lease)
                 continue
             started = self._clock()
             try:
@@ -219,10 +226,20 @@ class Leases:
                 continue
             if mine:
                 lease.renewed(started)
-            else:
+            elif not lease.released:
                 lease.lose("another process took it over")
-                self.metrics.lease_lost_total.inc()
-                log.error("lease lost", extra={"blog": lease.blog_id, "token": lease.token})
+                self._report_lost(lease)
+
+    def _report_lost(self, lease: Lease) -> None:
+        """Count and log a lost lease once, however it was found out."""
+        if lease.reported:
+            return
+        lease.reported = True
+        self.metrics.lease_lost_total.inc()
+        log.error(
+            "lease lost",
+            extra={"blog": lease.blog_id, "token": lease.token, "reason": lease.lost},
+        )
 
     def close(self) -> None:
         """Stop renewing and release every lease still held (shutdown)."""

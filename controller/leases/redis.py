@@ -106,9 +106,9 @@ class RedisLeases:
             )
         return bool(done)
 
-    def release(self, grant: Grant) -> None:
+    def release(self, grant: Grant) -> bool:
         with self._errors("release", grant.blog_id):
-            self._release(keys=[lease_key(grant.blog_id)], args=[_value(grant)])
+            return bool(self._release(keys=[lease_key(grant.blog_id)], args=[_value(grant)]))
 
     def holding(self, blog_id: str) -> Holding | None:
         with self._errors("read", blog_id):

@@ -75,11 +75,12 @@ class SqlLeases:
             )
         return result.rowcount == 1
 
-    def release(self, grant: Grant) -> None:
+    def release(self, grant: Grant) -> bool:
         with self._conn("release", grant.blog_id) as conn:
-            conn.execute(
+            result = conn.execute(
                 update(LEASES).where(self._mine(grant)).values(holder=None, expires_at_ns=0)
             )
+        return result.rowcount == 1
 
     def holding(self, blog_id: str) -> Holding | None:
         with self._conn("read", blog_id, write=False) as conn:
