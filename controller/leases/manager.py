@@ -132,10 +132,12 @@ class Leases:
             lease.depth -= 1
             if lease.depth == 0:
                 with self._lock:
-                    del self._held[key]
+                    self._held.pop(key, None)
                 if lease.lost:
                     self._report_lost(lease)
-                self._release(lease)
+                if not lease.released:
+                    self._release(lease)
+                self.store.unfence(blog_id, lease.token)
 
     def _acquire(self, blog_id: str, wait: float) -> Lease:
         self.store.get_blog(blog_id)
@@ -180,7 +182,6 @@ class Leases:
 
     def _release(self, lease: Lease) -> None:
         lease.released = True
-        self.store.unfence(lease.blog_id)
         try:
             released = self.backend.release(lease.grant)
         except LeaseBackendError as exc:
@@ -247,6 +248,11 @@ class Leases:
         if self._renewer is not None:
             self._renewer.join(timeout=5)
         for lease in self.held():
+            # A block still running past the shutdown grace stops at its next
+            # checkpoint; its fence stays until it exits, so a newer holder
+            # still locks it out of the store.
+            lease.lose("released at shutdown")
+            lease.reported = True
             self._release(lease)
         with self._lock:
             self._held.clear()

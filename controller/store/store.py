@@ -7,6 +7,7 @@ rows, and each write is one transaction.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -62,8 +63,11 @@ class Store:
     def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
-        #: Lease tokens this process holds, by blog: writes for these blogs are fenced.
-        self._fences: dict[str, int] = {}
+        #: Lease tokens held by each thread, by blog: that thread's writes for
+        #: these blogs are fenced. Per thread, because two threads of a process
+        #: may hold the same blog one after the other, and the one whose lease
+        #: ran out must not write with the other's token.
+        self._fences = threading.local()
         embedded = self.engine.dialect.name == "sqlite"
         try:
             ensure_schema(
@@ -92,12 +96,21 @@ class Store:
 
     # -- fencing -------------------------------------------------------------
 
-    def fence(self, blog_id: str, token: int) -> None:
-        """From now on this process's writes for ``blog_id`` carry ``token``."""
-        self._fences[blog_id] = token
+    def _fence_map(self) -> dict[str, int]:
+        tokens: dict[str, int] | None = getattr(self._fences, "tokens", None)
+        if tokens is None:
+            tokens = self._fences.tokens = {}
+        return tokens
 
-    def unfence(self, blog_id: str) -> None:
-        self._fences.pop(blog_id, None)
+    def fence(self, blog_id: str, token: int) -> None:
+        """From now on this thread's writes for ``blog_id`` carry ``token``."""
+        self._fence_map()[blog_id] = token
+
+    def unfence(self, blog_id: str, token: int) -> None:
+        """Stop fencing with ``token`` (a newer registration is left alone)."""
+        tokens = self._fence_map()
+        if tokens.get(blog_id) == token:
+            del tokens[blog_id]
 
     def fence_token(self, blog_id: str) -> int:
         """The highest lease token any write for ``blog_id`` has carried."""
@@ -114,7 +127,7 @@ class Store:
     @contextmanager
     def _write(self, blog_id: str) -> Iterator[Connection]:
         """A transaction for one blog's data, fenced when this process holds its lease."""
-        token = self._fences.get(blog_id)
+        token = self._fence_map().get(blog_id)
         with self.transaction() as conn:
             if token is not None and not fencing.advance(conn, blog_id, token):
                 raise LeaseLost(
