@@ -49,3 +49,5 @@ def configure(level: int, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # transitions logs every machine it builds at INFO: noise, not operations.
+    logging.getLogger("transitions").setLevel(max(level, logging.WARNING))
