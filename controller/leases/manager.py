@@ -262,10 +262,9 @@ class Leases:
 
 def open_leases(store: Store, settings: Settings, metrics: Metrics = METRICS) -> Leases:
     """Redis when ``CONTROLLER_REDIS_URL`` is set, the store's database otherwise."""
-    from controller.leases.redis import RedisLeases
-    from controller.leases.sql import SqlLeases
-
     if settings.redis_url:
+        from controller.leases.redis import RedisLeases  # only then: redis-py costs imports
+
         url = settings.redis_url
         return Leases(
             store,
@@ -274,6 +273,8 @@ def open_leases(store: Store, settings: Settings, metrics: Metrics = METRICS) ->
             renew_every_s=settings.lease_renew,
             metrics=metrics,
         )
+    from controller.leases.sql import SqlLeases
+
     return Leases(
         store,
         lambda: SqlLeases(store.url),
