@@ -198,6 +198,8 @@ class Scheduler:
             return False
         if path not in self.pending_mkdirs or path in self.fs or path in self.pending_dsts:
             return False
+        if self._leaving_above(path):
+            return False
         parent = parent_of(path)
         if not self._is_dir(parent) and not self._ensure_dir(parent):
             return False
@@ -211,6 +213,12 @@ class Scheduler:
         if move.src in visiting:
             return False
         visiting.add(move.src)
+        if move.dst != move.src and is_within(move.dst, move.src):
+            # Into its own subtree (after a carried parent rebased it): only by
+            # way of a temporary name, which _break_cycle gives it.
+            return False
+        if self._leaving_above(move.dst):
+            return False
         occupant = self.fs.get(move.dst)
         if occupant is not None and move.dst in self.pending_moves:
             self._attempt(self.pending_moves[move.dst], visiting)
@@ -234,6 +242,10 @@ class Scheduler:
         self._mark(move.src, -1)
         return True
 
+    def _leaving_above(self, path: str) -> bool:
+        """A folder above ``path`` is still to move or go: what lands there now would follow it."""
+        return any(a in self.pending_moves or a in self.pending_drops for a in ancestors(path))
+
     def _carry(self) -> bool:
         """Move directories that only wait for work inside them, carrying that work along.
 
@@ -243,11 +255,21 @@ class Scheduler:
         pending moves and drops under them breaks the deadlock with no extra
         rename (parking each file would cost two).
         """
-        carried: dict[str, str] = {}
+        carried = False
+        while self._carry_one():
+            carried = True
+        return carried
+
+    def _carry_one(self) -> bool:
+        """Carry the shallowest directory that can go, then rebase what was under it.
+
+        One at a time: the next decision must see the pending work where the
+        last carry put it (a folder may now sit under a path that is leaving).
+        """
         for src, move in sorted(self.pending_moves.items(), key=lambda i: (depth(i[0]), i[0])):
             if move.kind is not DIR or not self.busy[src] or move.dst in self.fs:
                 continue
-            if is_within(move.dst, src) or any(a in carried for a in ancestors(src)):
+            if is_within(move.dst, src) or self._leaving_above(move.dst):
                 continue
             parent = parent_of(move.dst)
             if not self._is_dir(parent) and not self._ensure_dir(parent):
@@ -257,10 +279,9 @@ class Scheduler:
             del self.pending_moves[src]
             self.pending_dsts.discard(move.dst)
             self._mark(src, -1)
-            carried[src] = move.dst
-        if carried:
-            self._rebase(carried)
-        return bool(carried)
+            self._rebase({src: move.dst})
+            return True
+        return False
 
     def _rebase(self, carried: Mapping[str, str]) -> None:
         """Pending work under a carried directory now happens where it went."""

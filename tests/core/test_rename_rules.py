@@ -85,3 +85,58 @@ def test_a_pure_directory_rename_is_exactly_one_step() -> None:
     added = [dir_node("e"), *(file_node(f"e/{i}", str(i)) for i in range(20))]
     result = infer_moves(removed, added)
     assert len(result.steps) == 1 and result.sets == () and result.drops == ()
+
+
+def _nested_tree() -> dict[str, tuple[Kind, str | None]]:
+    model: dict[str, tuple[Kind, str | None]] = {}
+    n = 0
+    for folder in ["a", "b", "a/b", "a/c", "b/a", "c", "a/b/c"]:
+        model[folder] = (Kind.DIR, None)
+        for _ in range(3):
+            n += 1
+            model[f"{folder}/f{n}"] = (Kind.FILE, f"content {n}")
+    return model
+
+
+def _rename_folder(model: dict[str, tuple[Kind, str | None]], src: str, dst: str) -> dict:
+    return {
+        (dst + p[len(src) :] if p == src or p.startswith(src + "/") else p): v
+        for p, v in model.items()
+    }
+
+
+@st.composite
+def folder_renames(draw: st.DrawFn) -> dict[str, tuple[Kind, str | None]]:
+    """Several folder renames between two passes: into, out of and across each other."""
+    model = _nested_tree()
+    for _ in range(draw(st.integers(2, 9))):
+        folders = sorted(p for p, (kind, _) in model.items() if kind is Kind.DIR)
+        src = draw(st.sampled_from(folders))
+        parents = [""] + [d for d in folders if d != src and not d.startswith(src + "/")]
+        parent = draw(st.sampled_from(parents))
+        name = draw(st.sampled_from(["a", "b", "c", "x1", "x5", "x8"]))
+        dst = f"{parent}/{name}".lstrip("/")
+        if dst not in model:
+            model = _rename_folder(model, src, dst)
+    return model
+
+
+@pytest.mark.slow
+@settings(max_examples=max(settings().max_examples, 500))
+@given(folder_renames())
+def test_folder_renames_into_each_other_are_applied_in_a_sound_order(new_model) -> None:
+    """Found by the SIGKILL test: a carried folder could be moved into its own subtree."""
+    old, new = nodes_of(_nested_tree()), nodes_of(new_model)
+    removed = [n for p, n in old.items() if new.get(p) != n]
+    added = [n for p, n in new.items() if old.get(p) != n]
+    kept = [p for p in old if p in new and old[p] == new[p]]
+    result = infer_moves(removed, added, kept)
+    plan = (*result.steps, *(Set(new[p]) for p in result.sets))
+    assert apply_plan(wanted_folder(old), plan) == wanted_folder(new)
+
+
+def test_a_folder_rebased_into_its_own_subtree_goes_through_a_temporary_name() -> None:
+    model = _nested_tree()
+    for src, dst in [("b/a", "a/b/c/x8"), ("a", "x5"), ("x5/b/c", "b/a"), ("b", "x5/b/x8")]:
+        model = _rename_folder(model, src, dst)
+    test_folder_renames_into_each_other_are_applied_in_a_sound_order.hypothesis.inner_test(model)
