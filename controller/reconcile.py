@@ -25,9 +25,9 @@ from controller.sources import open_source
 from controller.store import BlogRecord, Store
 from controller.store.apply import Applied
 from controller.store.sql import now_utc
-from reconcilers.build import is_post
+from reconcilers.core.machine import State
 from reconcilers.core.plan import Plan, Set
-from reconcilers.core.planner import SETTLED, classify, guard, plan
+from reconcilers.core.planner import classify, guard, plan
 from reconcilers.core.tree import Kind, Node, ancestors
 from reconcilers.errors import ControllerError
 from reconcilers.executor import Executor
@@ -268,14 +268,16 @@ class Reconciler:
             self.store.set_dirty(blog_id, False)
 
     def _rebuild(self, blog_id: str, executor: Executor, roots: list[str]) -> list[Outcome]:
-        """Moved posts are rebuilt from their local copy: same bytes, new path."""
+        """Moved posts are rebuilt from their local copy: same bytes, new path.
+
+        The move's record put them in ``building`` (see ``apply._await_rebuild``).
+        """
         wanted = set(roots)
         synced = self.store.load_synced(blog_id)
         return [
             executor.rebuild(row.node)
             for path, row in sorted(synced.items())
             if row.node.kind is Kind.FILE
-            and row.state in SETTLED
-            and is_post(path)
+            and row.state is State.BUILDING
             and (path in wanted or any(a in wanted for a in ancestors(path)))
         ]

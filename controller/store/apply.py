@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from controller.store import entries
 from controller.store.models import HISTORY, SYNCED
@@ -267,6 +267,40 @@ class BatchRecorder:
             self.applied.failures.append((node.path, outcome.message or "rejected"))
             self._log("reject", node.path, f"rejected: {outcome.message}")
 
+    def _await_rebuild(self, root: str) -> None:
+        """Moved posts (and moved rejected files) go to ``building`` with the move.
+
+        The reconciler rebuilds them right after; a crash in between leaves
+        them ``building``, which the next pass builds, instead of ``synced``
+        with an entry that still says what the old path said.
+        """
+        s = SYNCED.c
+        rows = self.conn.execute(
+            select(s.path, s.state).where(
+                s.blog_id == self.blog_id,
+                in_subtree(s.path, root),
+                s.kind == Kind.FILE.value,
+                s.state.in_([State.SYNCED.value, State.REJECTED.value]),
+            )
+        ).all()
+        marks = [
+            {
+                "b_blog": self.blog_id,
+                "b_path": path,
+                "b_state": MACHINE.advance(State(state), Trigger.REBUILD, path=path).value,
+            }
+            for path, state in rows
+            # A rejected file that moved to a name that is no post is judged again too.
+            if is_post(path) or state == State.REJECTED.value
+        ]
+        if marks:
+            self.conn.execute(
+                update(SYNCED)
+                .where(s.blog_id == bindparam("b_blog"), s.path == bindparam("b_path"))
+                .values(state=bindparam("b_state")),
+                marks,
+            )
+
     def _structural(self, outcome: Outcome) -> None:
         s = SYNCED.c
         if isinstance(outcome, Dropped):
@@ -297,6 +331,8 @@ class BatchRecorder:
                 entries.soft_delete(self.conn, self.blog_id, outcome.src, self.now)
             else:
                 entries.move(self.conn, self.blog_id, outcome.src, outcome.dst, self.now)
+            if not is_temporary(outcome.dst):
+                self._await_rebuild(outcome.dst)
             self.applied.move += 1
             self._log("move", outcome.src, f"ok: now {outcome.dst}")
         elif isinstance(outcome, ActionFailed):

@@ -38,6 +38,7 @@ class Trigger(enum.Enum):
     BUILD_CRASHED = "build_crashed"
     REMOTE_CHANGED = "remote_changed"
     MOVED = "moved"
+    REBUILD = "rebuild"
     RECOVER = "recover"
     RETRY = "retry"
     REFUSE = "refuse"
@@ -60,6 +61,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "build_crashed", "source": "building", "dest": "failed"},
     {"trigger": "remote_changed", "source": _ACTIVE, "dest": "pending"},
     {"trigger": "moved", "source": _ACTIVE, "dest": "="},
+    # A moved post is built again from its local copy (its path may give its
+    # title, date or draft flag); recorded with the move, so a crash before the
+    # rebuild leaves it for the next pass.
+    {"trigger": "rebuild", "source": ["synced", "rejected"], "dest": "building"},
     {"trigger": "recover", "source": "fetching", "dest": "pending"},
     {"trigger": "recover", "source": "building", "dest": "building"},
     {"trigger": "retry", "source": "failed", "dest": "pending"},

@@ -204,3 +204,37 @@ def test_a_directory_of_10000_files_renamed_is_one_rename_and_a_few_statements(
     assert {p.name: p.stat().st_ino for p in (dst / "pictures").iterdir()} == inodes
     writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
     assert len(writes) < 30, writes
+
+
+class _Killed(BaseException):
+    """What SIGKILL leaves: nothing after this point runs, no handler sees it."""
+
+
+def test_a_crash_between_a_move_and_the_rebuild_of_its_posts_is_rebuilt_next_pass(
+    blog, monkeypatch
+) -> None:
+    """A post moved out of drafts/ is a draft no more, even if the process died in between."""
+    reconciler, src, _dst = blog
+    reconciler.reconcile("b")
+    before = {e.path: e for e in reconciler.store.entries("b") if not e.deleted}
+    assert before["drafts/unfinished-thoughts.md"].draft
+    (src / "drafts").rename(src / "published")
+
+    def killed(*_args: object) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(Reconciler, "_rebuild", killed)
+    with pytest.raises(_Killed):
+        reconciler.reconcile("b")
+    monkeypatch.undo()
+    reconciler.leases.close()
+
+    after_crash = Reconciler(reconciler.store, reconciler.settings)
+    after_crash.reconcile("b")
+    live = {e.path: e for e in after_crash.store.entries("b") if not e.deleted}
+    moved = live["published/unfinished-thoughts.md"]
+    assert moved.id == before["drafts/unfinished-thoughts.md"].id
+    assert not moved.draft
+    states = {p: row.state for p, row in after_crash.store.load_synced("b").items()}
+    assert State.BUILDING not in states.values()
+    after_crash.close()
