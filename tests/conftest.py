@@ -30,6 +30,7 @@ from urllib.parse import urlsplit  # noqa: E402
 
 import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
+from support import truncate_store  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("CONTROLLER_TEST_POSTGRES_URL")
@@ -67,24 +68,13 @@ def postgres_url() -> Iterator[str]:
     engine.dispose()
 
 
-def _truncate(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        exists = conn.execute(text("SELECT to_regclass('blogs')")).scalar()
-        if exists:
-            conn.execute(
-                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases CASCADE")
-            )
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty store URL on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'controller.db'}"
     url = request.getfixturevalue("postgres_url")
-    _truncate(url)
+    truncate_store(url)
     return url
 
 

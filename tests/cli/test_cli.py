@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import controller_env
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blog"
 CONTROLLER = Path(sys.executable).with_name("controller")
@@ -85,21 +86,9 @@ class Cli:
         return lines[0]
 
 
-def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLLER_")}
-    env.update(
-        CONTROLLER_DATA_DIR=str(tmp_path / "data"),
-        NO_COLOR="1",
-        TERM="dumb",
-        COLUMNS="200",
-        **extra,
-    )
-    return env
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(_environment(tmp_path))
+    return Cli(controller_env(tmp_path))
 
 
 class Sample:
@@ -521,7 +510,7 @@ def test_blog_list_json(cli: Cli, tmp_path: Path) -> None:
 
 def test_blog_folder_defaults_to_the_blogs_dir(tmp_path: Path) -> None:
     blogs = tmp_path / "blogs-here"
-    cli = Cli(_environment(tmp_path, CONTROLLER_BLOGS_DIR=str(blogs)))
+    cli = Cli(controller_env(tmp_path, CONTROLLER_BLOGS_DIR=str(blogs)))
     shutil.copytree(EXAMPLES, tmp_path / "src")
     cli.run("blog", "add", "mine", "--source", f"local:{tmp_path / 'src'}")
     [record] = cli.json("blog", "list")
@@ -593,7 +582,7 @@ def test_db_upgrade_on_a_fresh_sqlite_url(tmp_path: Path) -> None:
     from controller.store.engine import current_revision, head_revision, make_engine
 
     url = f"sqlite:///{tmp_path / 'fresh' / 'store.db'}"
-    cli = Cli(_environment(tmp_path, CONTROLLER_DATABASE_URL=url))
+    cli = Cli(controller_env(tmp_path, CONTROLLER_DATABASE_URL=url))
     proc = cli.run("db", "upgrade")
     assert "up to date" in proc.stdout
     assert (tmp_path / "fresh" / "store.db").is_file()
@@ -609,7 +598,7 @@ def test_db_upgrade_on_a_fresh_sqlite_url(tmp_path: Path) -> None:
 
 
 def test_cli_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
-    cli = Cli(_environment(tmp_path, CONTROLLER_DATABASE_URL=postgres_url))
+    cli = Cli(controller_env(tmp_path, CONTROLLER_DATABASE_URL=postgres_url))
     cli.run("db", "upgrade")
     blog = f"cli-{os.getpid()}"
     sample = Sample(cli, tmp_path, blog=blog)

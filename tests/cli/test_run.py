@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from test_cli import CONTROLLER, Cli, Sample, _environment
+from support import controller_env
+from test_cli import CONTROLLER, Cli, Sample
 
 from controller.store import BlogRecord, Store
 
@@ -49,7 +50,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> fl
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    return Cli(_environment(tmp_path))
+    return Cli(controller_env(tmp_path))
 
 
 class LocalSample(Sample):

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from support import truncate_store
 
 from controller.errors import LeaseBackendError, LeaseBusy, LeaseLost
 from controller.leases import Lease, LeaseBackend, Leases, open_leases
@@ -117,16 +117,6 @@ class LeaseEnv:
                 closer()
 
 
-def _truncate(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        if conn.execute(text("SELECT to_regclass('blogs')")).scalar():
-            conn.execute(
-                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases CASCADE")
-            )
-    engine.dispose()
-
-
 def _add_blog(store: Store, blog_id: str, tmp_path: Path) -> None:
     store.add_blog(
         BlogRecord(
@@ -149,7 +139,7 @@ def empty_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _open_env(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> LeaseEnv:
     if kind == "sql-postgres":
         url = request.getfixturevalue("postgres_url")
-        _truncate(url)
+        truncate_store(url)
     else:
         shutil.copyfile(request.getfixturevalue("empty_sqlite"), tmp_path / "controller.db")
         url = f"sqlite:///{tmp_path / 'controller.db'}"

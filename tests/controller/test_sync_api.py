@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from support import truncate_store
 
 import controller
 from controller import api
@@ -92,16 +92,6 @@ class SyncBlog:
         }
 
 
-def _truncate(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        if conn.execute(text("SELECT to_regclass('blogs')")).scalar():
-            conn.execute(
-                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases CASCADE")
-            )
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres-redis"])
 def blog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncBlog]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLLER_")}
@@ -111,7 +101,7 @@ def blog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncBlog]:
     else:
         database_url = request.getfixturevalue("postgres_url")
         redis_url = request.getfixturevalue("redis_url")
-        _truncate(database_url)
+        truncate_store(database_url)
         settings = Settings(
             data_dir=tmp_path / "data", database_url=database_url, redis_url=redis_url
         )

@@ -16,8 +16,10 @@ from strategies import (
 )
 
 from reconcilers.core.plan import Set
-from reconcilers.core.renames import InferredMove, Reason, infer_moves
+from reconcilers.core.renames import Inference, InferredMove, Reason, infer_moves
 from reconcilers.core.tree import Kind, Node
+
+Model = dict[str, tuple[Kind, str | None]]
 
 
 def test_same_stable_id_is_a_move_even_without_a_hash() -> None:
@@ -60,13 +62,10 @@ def test_metadata_pairs_only_a_unique_name_size_and_time_match() -> None:
     assert far.moves == ()
 
 
-@pytest.mark.slow
-@settings(max_examples=max(settings().max_examples, 500))
-@given(st.data())
-def test_steps_then_sets_turn_the_old_tree_into_the_new_one(data: st.DataObject) -> None:
-    """Soundness of the library on its own: every hard case the generators make."""
-    old_model = data.draw(content_models())
-    new_model = data.draw(derived_models(old_model))
+def _infer_soundly(
+    old_model: Model, new_model: Model
+) -> tuple[list[Node], list[Node], list[str], Inference]:
+    """Infer the batch from ``old_model`` to ``new_model``; its steps and sets must rebuild it."""
     old, new = nodes_of(old_model), nodes_of(new_model)
     removed = [n for p, n in old.items() if new.get(p) != n]
     added = [n for p, n in new.items() if old.get(p) != n]
@@ -74,6 +73,16 @@ def test_steps_then_sets_turn_the_old_tree_into_the_new_one(data: st.DataObject)
     result = infer_moves(removed, added, kept)
     plan = (*result.steps, *(Set(new[p]) for p in result.sets))
     assert apply_plan(wanted_folder(old), plan) == wanted_folder(new)
+    return removed, added, kept, result
+
+
+@pytest.mark.slow
+@settings(max_examples=max(settings().max_examples, 500))
+@given(st.data())
+def test_steps_then_sets_turn_the_old_tree_into_the_new_one(data: st.DataObject) -> None:
+    """Soundness of the library on its own: every hard case the generators make."""
+    old_model = data.draw(content_models())
+    removed, added, kept, result = _infer_soundly(old_model, data.draw(derived_models(old_model)))
     shuffled = infer_moves(
         data.draw(st.permutations(removed)), data.draw(st.permutations(added)), kept
     )
@@ -87,8 +96,8 @@ def test_a_pure_directory_rename_is_exactly_one_step() -> None:
     assert len(result.steps) == 1 and result.sets == () and result.drops == ()
 
 
-def _nested_tree() -> dict[str, tuple[Kind, str | None]]:
-    model: dict[str, tuple[Kind, str | None]] = {}
+def _nested_tree() -> Model:
+    model: Model = {}
     n = 0
     for folder in ["a", "b", "a/b", "a/c", "b/a", "c", "a/b/c"]:
         model[folder] = (Kind.DIR, None)
@@ -98,7 +107,7 @@ def _nested_tree() -> dict[str, tuple[Kind, str | None]]:
     return model
 
 
-def _rename_folder(model: dict[str, tuple[Kind, str | None]], src: str, dst: str) -> dict:
+def _rename_folder(model: Model, src: str, dst: str) -> Model:
     return {
         (dst + p[len(src) :] if p == src or p.startswith(src + "/") else p): v
         for p, v in model.items()
@@ -106,7 +115,7 @@ def _rename_folder(model: dict[str, tuple[Kind, str | None]], src: str, dst: str
 
 
 @st.composite
-def folder_renames(draw: st.DrawFn) -> dict[str, tuple[Kind, str | None]]:
+def folder_renames(draw: st.DrawFn) -> Model:
     """Several folder renames between two passes: into, out of and across each other."""
     model = _nested_tree()
     for _ in range(draw(st.integers(2, 9))):
@@ -126,13 +135,7 @@ def folder_renames(draw: st.DrawFn) -> dict[str, tuple[Kind, str | None]]:
 @given(folder_renames())
 def test_folder_renames_into_each_other_are_applied_in_a_sound_order(new_model) -> None:
     """Found by the SIGKILL test: a carried folder could be moved into its own subtree."""
-    old, new = nodes_of(_nested_tree()), nodes_of(new_model)
-    removed = [n for p, n in old.items() if new.get(p) != n]
-    added = [n for p, n in new.items() if old.get(p) != n]
-    kept = [p for p in old if p in new and old[p] == new[p]]
-    result = infer_moves(removed, added, kept)
-    plan = (*result.steps, *(Set(new[p]) for p in result.sets))
-    assert apply_plan(wanted_folder(old), plan) == wanted_folder(new)
+    _infer_soundly(_nested_tree(), new_model)
 
 
 def test_a_folder_rebased_into_its_own_subtree_goes_through_a_temporary_name() -> None:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import controller_env
 
 pytestmark = pytest.mark.slow
 
@@ -97,18 +98,6 @@ def _ctx() -> str:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLLER_")}
-    env.update(
-        CONTROLLER_DATA_DIR=str(tmp_path / "data"),
-        NO_COLOR="1",
-        TERM="dumb",
-        COLUMNS="200",
-        **extra,
-    )
-    return env
 
 
 def _walk(root: Path) -> tuple[dict[str, Path], set[str]]:
@@ -356,7 +345,7 @@ class Run:
 class Controller:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.env = _environment(tmp_path)
+        self.env = controller_env(tmp_path)
         self.count = 0
 
     def run(self, *args: str, kill_after: float | None = None, **env: str) -> Run:

@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, select, text
+from support import controller_env
 
 from controller.errors import LeaseLost
 from controller.leases import open_leases
@@ -72,19 +73,6 @@ INSTALL_BATCH = 1000
 
 
 # -- processes and their logs --------------------------------------------------------
-
-
-def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLLER_")}
-    env.update(
-        CONTROLLER_DATA_DIR=str(tmp_path / "data"),
-        CONTROLLER_BLOGS_DIR=str(tmp_path / "blogs"),
-        NO_COLOR="1",
-        TERM="dumb",
-        COLUMNS="200",
-        **extra,
-    )
-    return env
 
 
 @dataclass
@@ -434,8 +422,11 @@ def test_four_replicas_converge_200_changing_blogs_without_overlapping_leases(
                 folder=str(tmp_path / "blogs" / blog_id),
             )
         )
-    env = _environment(
-        tmp_path, CONTROLLER_DATABASE_URL=postgres_url, CONTROLLER_REDIS_URL=redis_url
+    env = controller_env(
+        tmp_path,
+        CONTROLLER_BLOGS_DIR=str(tmp_path / "blogs"),
+        CONTROLLER_DATABASE_URL=postgres_url,
+        CONTROLLER_REDIS_URL=redis_url,
     )
     args = ["run", "--workers", "2", "--poll", "0.5", "--resync", "3600"]
     for n in range(REPLICAS):
@@ -633,8 +624,12 @@ def run_frozen_holder(
         files, dirs = _split_stamps(folder)
         return store_rows(store, blog_id), tree(folder), files, dirs
 
-    base = {"CONTROLLER_DATABASE_URL": postgres_url, "CONTROLLER_REDIS_URL": redis_url}
-    short = _environment(
+    base = {
+        "CONTROLLER_BLOGS_DIR": str(tmp_path / "blogs"),
+        "CONTROLLER_DATABASE_URL": postgres_url,
+        "CONTROLLER_REDIS_URL": redis_url,
+    }
+    short = controller_env(
         tmp_path,
         CONTROLLER_LEASE_TTL="1",
         CONTROLLER_LEASE_RENEW="0.3",
@@ -660,7 +655,7 @@ def run_frozen_holder(
         second = start(
             "second",
             ["reconcile", "--blog", blog_id, "--wait", "10", "--json"],
-            _environment(tmp_path, **base),
+            controller_env(tmp_path, **base),
             logs,
         )
         procs.append(second)
