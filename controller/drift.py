@@ -2,7 +2,8 @@
 
 The synced tree is only trusted as far as the disk agrees with it. Rows whose
 file is gone or whose stat changed are forgotten; files and directories found
-on disk that the store does not know are adopted (hashed, state ``pending``).
+on disk that the store does not know are adopted (hashed, state ``pending``);
+a post that vanished and reappeared elsewhere with the same bytes keeps its entry.
 The planner then repairs everything with its ordinary actions: unwanted files
 are dropped, wrong content is set again, right content is only rebuilt.
 """
@@ -15,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from controller.store import Store
+from reconcilers.build import is_post
+from reconcilers.core import pairing
 from reconcilers.core.machine import State
-from reconcilers.core.tree import Kind, normalise_path
+from reconcilers.core.planner import SyncedNode as SyncedView
+from reconcilers.core.tree import Kind, Node, normalise_path
 from reconcilers.errors import InvalidPath
 from reconcilers.executor import Executor
 from reconcilers.hashing import hash_file
@@ -76,8 +80,31 @@ def repair_drift(store: Store, blog_id: str, executor: Executor) -> int:
                 local_mtime_ns=local.mtime_ns,
             )
         adopt.append(adopted)
-    store.repair_synced(blog_id, forget, adopt)
+    store.repair_synced(blog_id, forget, adopt, _moved_posts(synced, found, forget, adopt))
     return len(forget) + len(adopt)
+
+
+def _moved_posts(
+    synced: dict[str, SyncedView],
+    found: dict[str, Any],
+    forget: list[str],
+    adopt: list[dict[str, Any]],
+) -> list[tuple[str, str]]:
+    """Posts that vanished from one path and appeared, same bytes, at another.
+
+    What a crash between a move's ``rename(2)`` and its record leaves: their
+    entries follow (same id, same created time) instead of being replaced.
+    The pairing is the rename library's, by unique content.
+    """
+    gone = [synced[p].node for p in forget if p not in found and is_post(p)]
+    arrived = [
+        Node(a["path"], Kind.FILE, a["size"], content_hash=a["content_hash"])
+        for a in adopt
+        if a["kind"] == Kind.FILE.value and is_post(a["path"])
+    ]
+    if not gone or not arrived:
+        return []
+    return [(m.src, m.dst) for m in pairing.by_content(gone, arrived)]
 
 
 def _remove(path: Path) -> None:

@@ -305,13 +305,23 @@ class Store:
             return apply.record(conn, blog_id, outcomes, now_utc(), now_ns)
 
     def repair_synced(
-        self, blog_id: str, forget: Sequence[str], adopt: Sequence[dict[str, Any]]
+        self,
+        blog_id: str,
+        forget: Sequence[str],
+        adopt: Sequence[dict[str, Any]],
+        moved: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Drift repair: forget rows whose disk content is unknown, adopt what disk has."""
+        """Drift repair: forget rows whose disk content is unknown, adopt what disk has.
+
+        ``moved`` entries follow their post from one path to another first, so
+        forgetting the old path does not tombstone them.
+        """
         s = SYNCED.c
         with self._write(blog_id) as conn:
             _unsettle(conn, blog_id)
             now = now_utc()
+            for src, dst in moved:
+                entries.move(conn, blog_id, src, dst, now)
             for root in forget:
                 conn.execute(delete(SYNCED).where(s.blog_id == blog_id, in_subtree(s.path, root)))
                 # Its entry goes with it; a later set or build of the same path

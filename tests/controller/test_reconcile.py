@@ -238,3 +238,38 @@ def test_a_crash_between_a_move_and_the_rebuild_of_its_posts_is_rebuilt_next_pas
     states = {p: row.state for p, row in after_crash.store.load_synced("b").items()}
     assert State.BUILDING not in states.values()
     after_crash.close()
+
+
+def test_a_crash_between_a_folder_rename_and_its_record_keeps_the_entry_ids(
+    blog, monkeypatch
+) -> None:
+    """Renamed on disk, never recorded: full validation pairs the posts by content."""
+    from reconcilers.outcomes import Moved
+
+    reconciler, src, _dst = blog
+    reconciler.reconcile("b")
+    before = {e.path: e for e in reconciler.store.entries("b") if not e.deleted}
+    (src / "travel").rename(src / "trips")
+    real_record = Store.record
+
+    def record(self: Store, blog_id: str, outcomes, now_ns: int):  # type: ignore[no-untyped-def]
+        if any(isinstance(o, Moved) for o in outcomes):
+            raise _Killed
+        return real_record(self, blog_id, outcomes, now_ns)
+
+    monkeypatch.setattr(Store, "record", record)
+    with pytest.raises(_Killed):
+        reconciler.reconcile("b")
+    monkeypatch.undo()
+    reconciler.leases.close()
+
+    after_crash = Reconciler(reconciler.store, reconciler.settings)
+    report = after_crash.reconcile("b")
+    assert report.drifted > 0  # the pass after a crash validated the folder
+    live = {e.path: e for e in after_crash.store.entries("b") if not e.deleted}
+    for path, entry in before.items():
+        if path.startswith("travel/"):
+            moved = live["trips/" + path.removeprefix("travel/")]
+            assert (moved.id, moved.created) == (entry.id, entry.created), path
+    assert not any(p.startswith("travel/") for p in live)
+    after_crash.close()
