@@ -75,8 +75,8 @@ class Folder:
 
     def state(self, path: str) -> str | None:
         """The path's state in the synced tree (``synced``, ``rejected``...), None if absent."""
-        row = self._runtime.store.load_synced(self.blog_id).get(normalise_path(path))
-        return None if row is None else row.state.value
+        state = self._runtime.store.state_of(self.blog_id, normalise_path(path))
+        return None if state is None else state.value
 
     def status(self, message: str) -> None:
         """Show ``message`` as the blog's status (dashboard, ``controller blog list``)."""

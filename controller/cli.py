@@ -191,7 +191,11 @@ def reconcile(
     if enqueue:
         from controller.triggers import Triggers
 
-        generation = Triggers(ctx.store, ctx.settings).fire(blog_id)
+        triggers = Triggers(ctx.store, ctx.settings)
+        try:
+            generation = triggers.fire(blog_id)
+        finally:
+            triggers.close()
         if as_json:
             _print_json({"blog": blog_id, "enqueued": True, "generation": generation})
         else:

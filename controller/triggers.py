@@ -11,9 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from controller.settings import Settings
 from controller.store import Store
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,7 @@ class Triggers:
         self.redis_url = settings.redis_url
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
+        self._publisher: redis.Redis | None = None
 
     def fire(self, blog_id: str) -> int:
         generation = self.store.trigger(blog_id)
@@ -35,11 +40,11 @@ class Triggers:
             from controller.leases.redis import connect
 
             try:
-                client = connect(self.redis_url)
-                try:
-                    client.publish(CHANNEL, blog_id)
-                finally:
-                    client.close()
+                # One client (a connection pool) for every trigger of this process:
+                # a watched folder can fire many times a second.
+                if self._publisher is None:
+                    self._publisher = connect(self.redis_url)
+                self._publisher.publish(CHANNEL, blog_id)
             except RedisError as exc:
                 log.warning(
                     "trigger stored but replicas not woken (they will poll)",
@@ -78,3 +83,5 @@ class Triggers:
         self._stop.set()
         if self._listener is not None:
             self._listener.join(timeout=5)
+        if self._publisher is not None:
+            self._publisher.close()

@@ -1,11 +1,14 @@
 """Helpers several test folders share: a clean environment for real processes,
-and emptying a PostgreSQL store between tests."""
+emptying a PostgreSQL store between tests, reading a folder, waiting for a condition."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 
@@ -31,3 +34,21 @@ def truncate_store(url: str) -> None:
                 text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases CASCADE")
             )
     engine.dispose()
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Relative path (``/``-separated) -> bytes, None for directories."""
+    return {
+        p.relative_to(root).as_posix(): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> float:
+    """Poll ``predicate`` until it is true; return the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(0.01)
+    return time.monotonic() - started

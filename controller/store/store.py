@@ -295,6 +295,15 @@ class Store:
         with self.engine.connect() as conn:
             return trees.load_synced(conn, blog_id)
 
+    def state_of(self, blog_id: str, path: str) -> State | None:
+        """One path's state in the synced tree (None when it has no row)."""
+        s = SYNCED.c
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(s.state).where(s.blog_id == blog_id, s.path == path)
+            ).scalar()
+        return None if value is None else State(value)
+
     def local_stats(self, blog_id: str) -> dict[str, tuple[int | None, int | None, int | None]]:
         with self.engine.connect() as conn:
             return trees.local_stats(conn, blog_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import controller_env
+from support import controller_env, tree
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blog"
 CONTROLLER = Path(sys.executable).with_name("controller")
@@ -186,14 +186,6 @@ def check_entries_json(entries: object) -> None:
 
 
 # -- folder helpers -------------------------------------------------------------------------
-
-
-def tree(root: Path) -> dict[str, bytes | None]:
-    """Relative path -> bytes (None for directories)."""
-    return {
-        p.relative_to(root).as_posix(): (None if p.is_dir() else p.read_bytes())
-        for p in sorted(root.rglob("*"))
-    }
 
 
 def files_of(root: Path) -> set[str]:

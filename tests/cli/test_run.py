@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from support import controller_env
+from support import controller_env, wait_until
 from test_cli import CONTROLLER, Cli, Sample
 
 from controller.store import BlogRecord, Store
@@ -37,15 +37,6 @@ with controller.sync(sys.argv[1], wait=10) as folder:
     print("held", flush=True)
     sys.stdin.readline()
 """
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import tree, wait_until
 
 import controller.reconcile
 from controller.daemon import Daemon, is_due
@@ -39,23 +40,6 @@ SECOND = 10**9
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> float:
-    """Poll ``predicate`` until it is true; return the seconds it took."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
-def tree(root: Path) -> dict[str, bytes | None]:
-    return {
-        p.relative_to(root).as_posix(): (None if p.is_dir() else p.read_bytes())
-        for p in sorted(root.rglob("*"))
-    }
 
 
 def files_in(root: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import tree
 
 from controller.errors import LeaseLost, UnknownBlog
 from controller.leases import Leases
@@ -250,13 +251,6 @@ class TwoProcesses:
     b_leases: Leases
 
 
-def _tree(root: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
-
-
 def _holder_token(url: str) -> int | None:
     backend = SqlLeases(url)
     try:
@@ -309,7 +303,7 @@ def test_a_paused_holder_changes_nothing_after_its_lease_passes_on(
         b_lease = b_holds.enter_context(p.b_leases.hold(BLOG, wait=0))
         assert b_lease.token > a_lease.token
         (p.src / "while-a-slept.md").write_text(NEW_POST)
-        store_before, folder_before = _snapshot(p.a_store, BLOG), _tree(p.dst)
+        store_before, folder_before = _snapshot(p.a_store, BLOG), tree(p.dst)
 
         # A wakes up and carries on with a pass: its clock stops it at the first
         # checkpoint, or, when its clock did not see the pause, the fence does.
@@ -322,7 +316,7 @@ def test_a_paused_holder_changes_nothing_after_its_lease_passes_on(
                 WRITES[write](p.a_store)
 
         assert _snapshot(p.a_store, BLOG) == store_before
-        assert _tree(p.dst) == folder_before
+        assert tree(p.dst) == folder_before
         a_holds.close()  # A gives up: its release must not free B's lease
         assert _holder_token(p.a_store.url) == b_lease.token
     assert _holder_token(p.a_store.url) is None

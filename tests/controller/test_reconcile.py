@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import tree
 
 from controller.reconcile import Reconciler
 from controller.settings import Settings
@@ -30,17 +31,10 @@ def blog(tmp_path: Path, store: Store) -> tuple[Reconciler, Path, Path]:
     return Reconciler(store, Settings(data_dir=tmp_path, install_batch=3)), src, dst
 
 
-def _tree(root: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
-
-
 def test_first_pass_mirrors_the_sample_blog_and_rejects_only_the_broken_post(blog) -> None:
     reconciler, src, dst = blog
     report = reconciler.reconcile("b")
-    assert _tree(dst) == _tree(src)
+    assert tree(dst) == tree(src)
     assert report.actions["set"] == 8 and report.errors == 1
     assert report.failures == [("broken.md", "Invalid metadata on line 2: expected 'Key: value'")]
     states = {p: r.state for p, r in reconciler.store.load_synced("b").items()}
@@ -113,7 +107,7 @@ def test_a_crash_mid_install_is_recovered_by_the_next_pass(blog, monkeypatch) ->
     assert reconciler.store.get_blog("b").dirty
     (dst / "stray-by-hand.txt").write_text("not from the source")
     report = reconciler.reconcile("b")
-    assert _tree(dst) == _tree(src)
+    assert tree(dst) == tree(src)
     assert report.drifted >= 1 and not reconciler.store.get_blog("b").dirty
     assert not list(dst.rglob(".~ctl-*"))
 
@@ -210,6 +204,16 @@ class _Killed(BaseException):
     """What SIGKILL leaves: nothing after this point runs, no handler sees it."""
 
 
+def _killed_at(reconciler: Reconciler, monkeypatch, owner: type, name: str, crash) -> Reconciler:
+    """Run a pass that dies where ``owner.name`` is called; return a fresh process's reconciler."""
+    monkeypatch.setattr(owner, name, crash)
+    with pytest.raises(_Killed):
+        reconciler.reconcile("b")
+    monkeypatch.undo()
+    reconciler.leases.close()
+    return Reconciler(reconciler.store, reconciler.settings)
+
+
 def test_a_crash_between_a_move_and_the_rebuild_of_its_posts_is_rebuilt_next_pass(
     blog, monkeypatch
 ) -> None:
@@ -223,13 +227,7 @@ def test_a_crash_between_a_move_and_the_rebuild_of_its_posts_is_rebuilt_next_pas
     def killed(*_args: object) -> None:
         raise _Killed
 
-    monkeypatch.setattr(Reconciler, "_rebuild", killed)
-    with pytest.raises(_Killed):
-        reconciler.reconcile("b")
-    monkeypatch.undo()
-    reconciler.leases.close()
-
-    after_crash = Reconciler(reconciler.store, reconciler.settings)
+    after_crash = _killed_at(reconciler, monkeypatch, Reconciler, "_rebuild", killed)
     after_crash.reconcile("b")
     live = {e.path: e for e in after_crash.store.entries("b") if not e.deleted}
     moved = live["published/unfinished-thoughts.md"]
@@ -257,13 +255,7 @@ def test_a_crash_between_a_folder_rename_and_its_record_keeps_the_entry_ids(
             raise _Killed
         return real_record(self, blog_id, outcomes, now_ns)
 
-    monkeypatch.setattr(Store, "record", record)
-    with pytest.raises(_Killed):
-        reconciler.reconcile("b")
-    monkeypatch.undo()
-    reconciler.leases.close()
-
-    after_crash = Reconciler(reconciler.store, reconciler.settings)
+    after_crash = _killed_at(reconciler, monkeypatch, Store, "record", record)
     report = after_crash.reconcile("b")
     assert report.drifted > 0  # the pass after a crash validated the folder
     live = {e.path: e for e in after_crash.store.entries("b") if not e.deleted}

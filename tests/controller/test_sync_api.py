@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import truncate_store
+from support import tree, truncate_store
 
 import controller
 from controller import api
@@ -80,16 +80,23 @@ class SyncBlog:
         """Leases as another process would open them (its own store and connections)."""
         return Leases(Store(self.settings.effective_database_url), self.backend, metrics=Metrics())
 
+    def assert_free(self) -> None:
+        """Another process takes the blog at once (LeaseBusy otherwise)."""
+        leases = self.other_process_leases()
+        try:
+            with leases.hold(BLOG, wait=0):
+                pass
+        finally:
+            leases.close()
+            leases.store.close()
+
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
     def tree(self) -> dict[str, bytes | None]:
-        return {
-            str(p.relative_to(self.folder)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(self.folder.rglob("*"))
-        }
+        return tree(self.folder)
 
 
 @pytest.fixture(params=["sqlite", "postgres-redis"])
@@ -208,13 +215,7 @@ def test_the_lease_is_released_on_exit(blog: SyncBlog) -> None:
     with controller.sync(BLOG, settings=blog.settings):
         assert blog.holder_token() is not None
     assert blog.holder_token() is None
-    leases = blog.other_process_leases()
-    try:
-        with leases.hold(BLOG, wait=0):
-            pass
-    finally:
-        leases.close()
-        leases.store.close()
+    blog.assert_free()
 
 
 def test_the_lease_is_released_when_the_block_raises(blog: SyncBlog) -> None:
@@ -228,13 +229,7 @@ def test_the_lease_is_released_when_the_block_raises(blog: SyncBlog) -> None:
     ):
         raise Boom
     assert blog.holder_token() is None
-    leases = blog.other_process_leases()
-    try:
-        with leases.hold(BLOG, wait=0):
-            pass
-    finally:
-        leases.close()
-        leases.store.close()
+    blog.assert_free()
 
 
 def test_another_process_gets_lease_busy_while_this_one_holds(blog: SyncBlog) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, select, text
-from support import controller_env
+from support import controller_env, tree
 
 from controller.errors import LeaseLost
 from controller.leases import open_leases
@@ -163,14 +163,6 @@ def store_rows(store: Store, blog_id: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 # -- sources ------------------------------------------------------------------------------
-
-
-def tree(root: Path) -> dict[str, bytes | None]:
-    """Relative path -> bytes (None for directories)."""
-    return {
-        p.relative_to(root).as_posix(): (None if p.is_dir() else p.read_bytes())
-        for p in sorted(root.rglob("*"))
-    }
 
 
 def stamps(root: Path) -> dict[str, tuple[int, int, int]]:
