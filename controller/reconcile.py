@@ -202,6 +202,7 @@ class Reconciler:
             batch_size=self.settings.install_batch,
             checkpoint=checkpoint,
         )
+        executor.clear_staging()
         if full:
             executor.sweep()
             report.drifted = repair_drift(self.store, blog_id, executor)

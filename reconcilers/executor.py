@@ -1,13 +1,20 @@
 """The executor: the only code that writes into a blog folder.
 
 Installs are atomic and batched. A set streams the file into a temporary file
-beside its target while hashing it, refuses it when the hash differs from what
-the source promised, then a whole batch of temporaries is made durable with
-one ``syncfs`` (instead of one ``fsync`` per small file), renamed into place
-and made durable again before the store records it. A path in the folder
-therefore always holds its old content or its new content, never a partial
-file; a crash leaves only temporaries (``.~ctl-*``), which :meth:`sweep`
-removes.
+in the pass's staging directory (``.~ctl-stage-*`` at the folder's root, so on
+the folder's file system) while hashing it, refuses it when the hash differs
+from what the source promised, then a whole batch of temporaries is made
+durable with one ``syncfs`` (instead of one ``fsync`` per small file), renamed
+into place and made durable again before the store records it. A path in the
+folder therefore always holds its old content or its new content, never a
+partial file; a crash leaves only temporaries (``.~ctl-*``), which
+:meth:`sweep` removes.
+
+The staging directory is also a fence for the file system, which knows no
+tokens: the next holder removes every staging directory before it writes
+(:meth:`clear_staging`), so a holder that was frozen between its lease check
+and its write finds its staging directory gone and cannot create, or rename
+into place, anything more.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ log = logging.getLogger(__name__)
 Builder = Callable[[str, bytes], EntryDraft]
 #: Posts up to this size are kept in memory between install and build.
 KEEP_FOR_BUILD = 8 * 1024 * 1024
+#: One per pass that installs files, at the root of the blog folder.
+STAGING_PREFIX = f"{TEMP_PREFIX}stage-"
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
@@ -126,6 +135,7 @@ class Executor:
         #: (a lost lease, a shutdown). Stopping there is as safe as a crash.
         self.checkpoint = checkpoint
         self._checked_dirs: set[str] = {""}
+        self._staging: str | None = None
 
     # -- paths -------------------------------------------------------------
 
@@ -167,6 +177,12 @@ class Executor:
 
     def run(self, plan: Plan) -> Iterator[list[Outcome]]:
         """Apply ``plan`` in order, yielding outcomes in batches the store commits."""
+        try:
+            yield from self._run(plan)
+        finally:
+            self._remove_staging()
+
+    def _run(self, plan: Plan) -> Iterator[list[Outcome]]:
         instant: list[Outcome] = []
         pending_sets: list[Node] = []
         for action in plan:
@@ -259,8 +275,9 @@ class Executor:
         installed: list[tuple[_Staged, LocalStat]] = []
         stopped: ControllerError | None = None
         try:
+            staging = self._open_staging()
             with ThreadPoolExecutor(self.workers) as pool:
-                for result in pool.map(self._stage, nodes):
+                for result in pool.map(lambda node: self._stage(node, staging), nodes):
                     if isinstance(result, _Staged):
                         staged.append(result)
                     elif isinstance(result, ControllerError):
@@ -286,7 +303,7 @@ class Executor:
             outcomes.append(Installed(item.node, local, self._build(item.node, item.data)))
         return outcomes
 
-    def _stage(self, node: Node) -> _Staged | FetchFailed | ControllerError:
+    def _stage(self, node: Node, staging: str) -> _Staged | FetchFailed | ControllerError:
         try:
             # Before each file: a holder that lost its lease writes nothing more.
             self.checkpoint()
@@ -297,9 +314,7 @@ class Executor:
             self._check_dir(parent_of(node.path))
         except ExecutorError as exc:
             return FetchFailed(node, exc.message, transient=False)
-        temp = os.path.join(
-            self._root, parent_of(node.path), f"{TEMP_PREFIX}set-{secrets.token_hex(6)}"
-        )
+        temp = os.path.join(staging, f"{TEMP_PREFIX}set-{secrets.token_hex(6)}")
         keep = is_post(node.path)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -356,6 +371,40 @@ class Executor:
 
     def rebuild(self, node: Node) -> Outcome:
         return Rebuilt(node, self._build(node, None))
+
+    # -- staging -----------------------------------------------------------------
+
+    def _open_staging(self) -> str:
+        if self._staging is None:
+            self.checkpoint()
+            path = os.path.join(self._root, f"{STAGING_PREFIX}{secrets.token_hex(6)}")
+            try:
+                os.mkdir(path, 0o700)
+            except OSError as exc:
+                raise ExecutorError(
+                    f"cannot write into the blog folder {self._root}: {exc.strerror}",
+                    blog_id=self.blog_id,
+                ) from None
+            self._staging = path
+        return self._staging
+
+    def _remove_staging(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def clear_staging(self) -> int:
+        """Remove the staging directories of earlier holders; returns how many.
+
+        One listing of the folder's root: cheap enough to run before every pass.
+        """
+        removed = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self._root) as entries:
+            for entry in entries:
+                if entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed += 1
+        return removed
 
     # -- housekeeping -----------------------------------------------------------
 

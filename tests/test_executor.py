@@ -151,3 +151,39 @@ def test_sweep_removes_leftover_temporaries(tmp_path: Path) -> None:
     (tmp_path / "keep.md").write_text("keep")
     assert Executor(tmp_path, FakeSource({})).sweep() == 2
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["d", "keep.md"]
+
+
+def test_a_holder_whose_staging_was_cleared_by_its_successor_installs_nothing(
+    tmp_path: Path,
+) -> None:
+    """The file-system fence: a stale holder past its lease check still writes nothing."""
+    files = {f"{i}.md": f"# Post {i}\n".encode() for i in range(6)}
+    successor = Executor(tmp_path, FakeSource({}))
+
+    class TakenOverMidFetch(FakeSource):
+        def fetch(self, node: Node, into: BinaryIO) -> None:
+            if node.path == "0.md":
+                assert successor.clear_staging() == 1  # the successor starts its pass
+            super().fetch(node, into)
+
+    stale = Executor(tmp_path, TakenOverMidFetch(files), workers=1)
+    outcomes = _outcomes(stale, tuple(Set(_node(p, d)) for p, d in files.items()))
+    assert sorted(os.listdir(tmp_path)) == []
+    assert len(outcomes) == 6 and all(isinstance(o, FetchFailed) for o in outcomes)
+
+
+def test_each_install_stages_in_one_directory_that_is_gone_after_the_pass(tmp_path: Path) -> None:
+    seen: set[str] = set()
+
+    class Watching(FakeSource):
+        def fetch(self, node: Node, into: BinaryIO) -> None:
+            seen.update(p.name for p in tmp_path.glob(".~ctl-stage-*"))
+            super().fetch(node, into)
+
+    files = {f"d{i}/{i}.md": b"x" for i in range(3)}
+    executor = Executor(tmp_path, Watching(files))
+    plan = (*(MakeDir(f"d{i}", Node(f"d{i}", Kind.DIR)) for i in range(3)),) + tuple(
+        Set(_node(p, d)) for p, d in files.items()
+    )
+    assert all(not isinstance(o, FetchFailed) for o in _outcomes(executor, plan))
+    assert len(seen) == 1 and _leftovers(tmp_path) == []
