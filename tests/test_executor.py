@@ -182,8 +182,7 @@ def test_each_install_stages_in_one_directory_that_is_gone_after_the_pass(tmp_pa
 
     files = {f"d{i}/{i}.md": b"x" for i in range(3)}
     executor = Executor(tmp_path, Watching(files))
-    plan = (*(MakeDir(f"d{i}", Node(f"d{i}", Kind.DIR)) for i in range(3)),) + tuple(
-        Set(_node(p, d)) for p, d in files.items()
-    )
+    dirs = [MakeDir(f"d{i}", Node(f"d{i}", Kind.DIR)) for i in range(3)]
+    plan = (*dirs, *(Set(_node(p, d)) for p, d in files.items()))
     assert all(not isinstance(o, FetchFailed) for o in _outcomes(executor, plan))
     assert len(seen) == 1 and _leftovers(tmp_path) == []
