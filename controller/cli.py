@@ -7,49 +7,27 @@ status in one place (:func:`main`).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from controller.cli_base import Context, err, out, pass_context, print_json
+from controller.cli_dropbox import dropbox_group
 from controller.errors import ConfigError, LeaseBusy
-from controller.settings import Settings
 from reconcilers.errors import ControllerError
 from reconcilers.sources.base import parse_source_spec
 
 if TYPE_CHECKING:  # the store pulls in SQLAlchemy: imported when a command needs it
     from controller.reconcile import PassReport
-    from controller.store import Store
 
 EXIT_ERROR = 1
 EXIT_BUSY = 3
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class Context:
-    def __init__(self) -> None:
-        self.settings = Settings()
-        self._store: Store | None = None
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            from controller.store import Store
-
-            self._store = Store.from_settings(self.settings)
-        return self._store
-
-
-pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
 def _redact(url: str) -> str:
@@ -57,10 +35,6 @@ def _redact(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     return f"{scheme}{sep}***@{host}" if at and credentials else url
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,30 +70,87 @@ def blog() -> None:
 
 @blog.command("add")
 @click.argument("blog_id", metavar="BLOG")
-@click.option("--source", "source", required=True, help="Where the blog comes from: local:PATH.")
+@click.option(
+    "--source",
+    "source",
+    required=True,
+    help="Where the blog comes from: local:PATH or dropbox:/path/of/the/folder.",
+)
 @click.option(
     "--folder",
     type=click.Path(file_okay=False, path_type=Path),
     help="The blog folder to keep in sync (default: $CONTROLLER_BLOGS_DIR/BLOG).",
 )
+@click.option(
+    "--refresh-token",
+    envvar="CONTROLLER_DROPBOX_REFRESH_TOKEN",
+    help="Dropbox: a refresh token (from `controller dropbox authorize`).",
+)
+@click.option(
+    "--access-token",
+    envvar="CONTROLLER_DROPBOX_ACCESS_TOKEN",
+    help="Dropbox: a short-lived access token instead (for a quick test; it expires).",
+)
+@click.option(
+    "--account",
+    "account_id",
+    help="Dropbox: use the tokens of an account connected by `controller dropbox authorize`.",
+)
+@click.option("--app-key", help="Dropbox: the app key (default: CONTROLLER_DROPBOX_APP_KEY).")
+@click.option(
+    "--app-secret", help="Dropbox: the app secret (default: CONTROLLER_DROPBOX_APP_SECRET)."
+)
 @pass_context
-def blog_add(ctx: Context, blog_id: str, source: str, folder: Path | None) -> None:
-    """Register BLOG, following SOURCE into its blog folder."""
+def blog_add(
+    ctx: Context,
+    blog_id: str,
+    source: str,
+    folder: Path | None,
+    refresh_token: str | None,
+    access_token: str | None,
+    account_id: str | None,
+    app_key: str | None,
+    app_secret: str | None,
+) -> None:
+    """Register BLOG, following SOURCE into its blog folder.
+
+    A Dropbox blog is checked at once: the token must work and the folder
+    exist; the folder is then followed by its id, so renaming it in Dropbox
+    keeps the blog working. Tokens are stored in the store, never printed.
+    """
     kind, location = parse_source_spec(source)
     if not blog_id or "/" in blog_id or blog_id in {".", ".."}:
         raise ConfigError("a blog id must be a non-empty name without '/'", blog_id=blog_id)
-    config: dict[str, Any] = {"location": location}
-    if kind == "local":
-        path = Path(location).expanduser().resolve()
-        if not path.is_dir():
-            raise ConfigError(f"source folder {path} does not exist", blog_id=blog_id)
-        config["location"] = str(path)
     target = (folder or ctx.settings.effective_blogs_dir / blog_id).expanduser().resolve()
     from controller.store import BlogRecord
 
-    record = ctx.store.add_blog(
-        BlogRecord(id=blog_id, source_kind=kind, source_config=config, folder=str(target))
-    )
+    if kind == "dropbox":
+        from controller.dropbox.connect import connect_blog
+
+        record = connect_blog(
+            ctx.settings,
+            ctx.store,
+            blog_id=blog_id,
+            path=location,
+            folder=str(target),
+            refresh_token=refresh_token,
+            access_token=access_token,
+            app_key=app_key,
+            app_secret=app_secret,
+            account_id=account_id,
+        )
+    else:
+        path = Path(location).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"source folder {path} does not exist", blog_id=blog_id)
+        record = ctx.store.add_blog(
+            BlogRecord(
+                id=blog_id,
+                source_kind=kind,
+                source_config={"location": str(path)},
+                folder=str(target),
+            )
+        )
     out.print(f"added blog {record.id}: {record.source_spec} -> {record.folder}")
 
 
@@ -130,7 +161,7 @@ def blog_list(ctx: Context, as_json: bool) -> None:
     """List registered blogs with their status."""
     blogs = ctx.store.list_blogs()
     if as_json:
-        _print_json([b.as_json() for b in blogs])
+        print_json([b.as_json() for b in blogs])
         return
     if not blogs:
         out.print("no blogs yet: add one with `controller blog add BLOG --source local:PATH`")
@@ -197,7 +228,7 @@ def reconcile(
         finally:
             triggers.close()
         if as_json:
-            _print_json({"blog": blog_id, "enqueued": True, "generation": generation})
+            print_json({"blog": blog_id, "enqueued": True, "generation": generation})
         else:
             out.print(f"blog {blog_id}: trigger {generation} recorded for `controller run`")
         return
@@ -226,7 +257,7 @@ def reconcile(
     finally:
         reconciler.close()
     if as_json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     else:
         _print_report(ctx, report)
 
@@ -268,15 +299,26 @@ def _print_report(ctx: Context, report: PassReport) -> None:
     help="Periodic resync of every blog, +-10% jitter (default 300).",
 )
 @click.option("--no-watch", is_flag=True, help="Do not watch local sources for changes.")
+@click.option(
+    "--no-longpoll",
+    is_flag=True,
+    help="Do not long-poll Dropbox (when its webhook reaches `controller serve`).",
+)
 @pass_context
 def run(
-    ctx: Context, workers: int | None, poll: float | None, resync: float | None, no_watch: bool
+    ctx: Context,
+    workers: int | None,
+    poll: float | None,
+    resync: float | None,
+    no_watch: bool,
+    no_longpoll: bool,
 ) -> None:
     """Run the control loop until SIGTERM or SIGINT.
 
     Worker threads take due blogs: triggered (`controller reconcile
     --enqueue`, a watched local source changed), due for the periodic resync
-    or for a failed file's retry, or at the end of a backoff. Any number of
+    or for a failed file's retry, or at the end of a backoff; Dropbox blogs
+    are also triggered by a long-poll per connected account. Any number of
     replicas may run against one store; a blog is never run by two at once.
     On SIGTERM/SIGINT the daemon stops taking work, lets passes finish or stop
     at a checkpoint (up to CONTROLLER_SHUTDOWN_GRACE, 25 s), releases its
@@ -289,7 +331,7 @@ def run(
 
     overrides = {"workers": workers, "poll_interval": poll, "resync_interval": resync}
     settings = ctx.settings.model_copy(update={k: v for k, v in overrides.items() if v})
-    daemon = Daemon(ctx.store, settings, watch=not no_watch)
+    daemon = Daemon(ctx.store, settings, watch=not no_watch, longpoll=not no_longpoll)
 
     def on_signal(signum: int, _frame: object) -> None:
         if daemon.stopping.is_set():
@@ -331,7 +373,7 @@ def status(ctx: Context, blog_id: str, as_json: bool) -> None:
         if row.node.kind.value == "file":
             counts[row.state.value] = counts.get(row.state.value, 0) + 1
     if as_json:
-        _print_json({"blog": blog_id, "counts": counts, "files": files})
+        print_json({"blog": blog_id, "counts": counts, "files": files})
         return
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no files"
     out.print(f"blog {blog_id} ({record.status}): {summary}")
@@ -354,7 +396,7 @@ def entries(ctx: Context, blog_id: str, as_json: bool) -> None:
     ctx.store.get_blog(blog_id)
     items = ctx.store.entries(blog_id)
     if as_json:
-        _print_json([e.as_json() for e in items])
+        print_json([e.as_json() for e in items])
         return
     table = Table("date", "title", "path", "tags", "flags")
     for e in items:
@@ -380,6 +422,9 @@ def db_upgrade(ctx: Context) -> None:
     store = Store(ctx.settings.effective_database_url, auto_upgrade=True)
     store.upgrade()
     out.print(f"database {store.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+cli.add_command(dropbox_group)
 
 
 def main(argv: list[str] | None = None) -> None:

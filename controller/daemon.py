@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from controller.errors import LeaseBackendError, LeaseBusy, LeaseLost, PassStopped, UnknownBlog
 from controller.leases import open_leases
@@ -29,6 +30,9 @@ from controller.store.sql import now_utc
 from controller.triggers import Triggers
 from controller.watch import Watcher
 from controller.workqueue import WorkQueue
+
+if TYPE_CHECKING:
+    from controller.dropbox.longpoll import LongPolls
 from reconcilers.errors import ControllerError
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class Daemon:
         settings: Settings,
         *,
         watch: bool = True,
+        longpoll: bool = True,
         metrics: Metrics = METRICS,
     ) -> None:
         self.store = store
@@ -64,6 +69,9 @@ class Daemon:
         self.watcher = Watcher(self._fire) if watch else None
         self.stopping = threading.Event()
         self._wake = threading.Event()
+        #: Long-polls start with the first Dropbox blog (the SDK is not imported before).
+        self._longpoll = longpoll
+        self.longpolls: LongPolls | None = None
         self._threads: list[threading.Thread] = []
         #: Blogs whose lease backend failed: not retried before this (monotonic)
         #: time. The store cannot hold this backoff: without a lease nothing may
@@ -120,6 +128,7 @@ class Daemon:
                 blogs = self.store.list_blogs()
                 if self.watcher is not None:
                     self.watcher.follow(blogs)
+                self._follow_dropbox(blogs)
                 now_ns, now = time.time_ns(), time.monotonic()
                 for blog in blogs:
                     if is_due(blog, now_ns) and self._not_before.get(blog.id, 0.0) <= now:
@@ -128,6 +137,17 @@ class Daemon:
                 log.error("poll failed", extra={"error": str(exc)})
             self._wake.wait(self.settings.poll_interval)
             self._wake.clear()
+
+    def _follow_dropbox(self, blogs: list[BlogRecord]) -> None:
+        if not self._longpoll:
+            return
+        if self.longpolls is None:
+            if not any(b.source_kind == "dropbox" for b in blogs):
+                return
+            from controller.dropbox.longpoll import LongPolls
+
+            self.longpolls = LongPolls(self.store, self.settings, self._fire, self.stopping)
+        self.longpolls.follow(self.store.dropbox_accounts.blogs_by_account())
 
     def _fire(self, blog_id: str) -> None:
         """A watched source changed: record the trigger durably, then run it here."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,11 @@ class PassReport:
         }
 
 
-def _apply_observation(known: Mapping[str, Node], observation: Observation) -> dict[str, Node]:
-    remote = dict(known)
+def _apply_observation(remote: dict[str, Node], observation: Observation) -> None:
     for path in observation.deletes:
         remote.pop(path, None)
     for node in observation.upserts:
         remote[node.path] = node
-    return remote
 
 
 class Reconciler:
@@ -193,13 +191,14 @@ class Reconciler:
         checkpoint: Callable[[], None],
     ) -> None:
         blog_id, folder = blog.id, Path(blog.folder)
-        source = open_source(blog)
+        source = open_source(blog, self.store, self.settings)
         folder.mkdir(parents=True, exist_ok=True)
         executor = Executor(
             folder,
             source,
             blog_id=blog_id,
             batch_size=self.settings.install_batch,
+            workers=source.concurrency,
             checkpoint=checkpoint,
         )
         executor.clear_staging()
@@ -214,20 +213,24 @@ class Reconciler:
             checkpoint()
             report.passes += 1
             known = self.store.load_remote(blog_id)
-            observation = source.changes(cursor, known)
-            if not observation.empty or observation.cursor != cursor:
-                self.store.save_observation(blog_id, observation)
-                cursor = observation.cursor
+            remote, observed = dict(known), False
+            for page in source.changes(cursor, known):
+                if not page.empty or page.cursor != cursor:
+                    self.store.save_observation(blog_id, page)
+                    cursor = page.cursor
+                if not page.empty:
+                    _apply_observation(remote, page)
+                    observed = True
+                checkpoint()
             now_ns = time.time_ns()
-            if observation.empty and settled_until is not None and now_ns < settled_until:
+            if not observed and settled_until is not None and now_ns < settled_until:
                 break
-            remote = _apply_observation(known, observation)
             synced = self.store.load_synced(blog_id)
             actions = plan(remote, synced, now_ns=now_ns)
             if not actions:
                 self.store.mark_settled(blog_id)
                 break
-            if observation.empty and actions == last:
+            if not observed and actions == last:
                 break
             synced_files = sum(1 for r in synced.values() if r.node.kind is Kind.FILE and r.on_disk)
             guard(

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     #: Backoff after failed passes: full jitter between 0 and base * 2^n, capped.
     backoff_base: float = 1.0
     backoff_cap: float = 900.0
+    #: Dropbox: the app's credentials (needed to refresh tokens and to check
+    #: webhook signatures), a CA bundle that replaces the system's for Dropbox
+    #: connections (a TLS-intercepting proxy, a local fake), parallel
+    #: downloads per blog, the largest file mirrored, and the long-poll timeout.
+    dropbox_app_key: str | None = None
+    dropbox_app_secret: str | None = Field(default=None, repr=False)
+    dropbox_ca_certs: Path | None = None
+    dropbox_concurrency: int = 8
+    dropbox_max_file_size: int = 100 * 1024 * 1024
+    dropbox_longpoll_timeout: int = 30
 
     @property
     def effective_database_url(self) -> str:

@@ -89,8 +89,15 @@ class _HashingWriter:
 
     def __init__(self, target: BinaryIO, keep: bool) -> None:
         self.target = target
+        self.keep = keep
         self.hasher = ContentHasher()
         self.chunks: list[bytes] | None = [] if keep else None
+
+    def rewind(self) -> None:
+        self.target.seek(0)
+        self.target.truncate()
+        self.hasher = ContentHasher()
+        self.chunks = [] if self.keep else None
 
     def write(self, data: bytes) -> int:
         self.hasher.update(data)
@@ -320,7 +327,7 @@ class Executor:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as handle:
                 writer = _HashingWriter(handle, keep)
-                self.source.fetch(node, writer)  # type: ignore[arg-type]
+                self.source.fetch(node, writer)
                 handle.flush()
                 if node.mtime_ns:
                     os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))

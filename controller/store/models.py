@@ -86,6 +86,9 @@ class RemoteNode(Base):
     node_id: Mapped[str | None] = mapped_column(Text)
     ignored: Mapped[bool] = mapped_column(Boolean, default=False)
     problem: Mapped[str | None] = mapped_column(Text)
+    #: The source's own spelling of the path (Dropbox's ``path_display``) when
+    #: the key is a normalised form of it; for people, never for matching.
+    display: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncedNode(Base):
@@ -157,6 +160,24 @@ class Lease(Base):
     acquired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DropboxAccount(Base):
+    """A connected Dropbox account: its tokens, shared by the account's blogs.
+
+    Tokens live here and nowhere else (not in a blog's ``source_config``, which
+    is shown by ``blog list``), so nothing that prints a blog can leak them.
+    """
+
+    __tablename__ = "dropbox_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    email: Mapped[str | None] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    app_key: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class History(Base):
     """A bounded per-blog log of actions (trimmed after every pass)."""
 
@@ -185,3 +206,4 @@ SYNCED = _table(SyncedNode)
 ENTRIES = _table(Entry)
 HISTORY = _table(History)
 LEASES = _table(Lease)
+DROPBOX_ACCOUNTS = _table(DropboxAccount)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from controller.errors import BlogExists, LeaseLost, StoreError, UnknownBlog
 from controller.settings import Settings
 from controller.store import apply, entries, fencing, trees
+from controller.store.accounts import DropboxAccounts
 from controller.store.engine import ensure_schema, make_engine, upgrade
 from controller.store.models import BLOGS, ENTRIES, HISTORY, LEASES, REMOTE, SYNCED
 from controller.store.records import BlogRecord, EntryRecord, HistoryRecord
@@ -68,6 +69,7 @@ class Store:
         #: may hold the same blog one after the other, and the one whose lease
         #: ran out must not write with the other's token.
         self._fences = threading.local()
+        self.dropbox_accounts = DropboxAccounts(self.engine)
         embedded = self.engine.dialect.name == "sqlite"
         try:
             ensure_schema(

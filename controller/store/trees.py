@@ -28,12 +28,15 @@ def load_remote(conn: Connection, blog_id: str) -> dict[str, Node]:
             r.node_id,
             r.ignored,
             r.problem,
+            r.display,
         ).where(r.blog_id == blog_id)
     )
     kinds = _KINDS
     return {
-        path: Node(path, kinds[kind], size, mtime, digest, rev, node_id, bool(ignored), problem)
-        for path, kind, size, mtime, digest, rev, node_id, ignored, problem in rows
+        path: Node(
+            path, kinds[kind], size, mtime, digest, rev, node_id, bool(ignored), problem, display
+        )
+        for path, kind, size, mtime, digest, rev, node_id, ignored, problem, display in rows
     }
 
 
@@ -54,6 +57,7 @@ def save_observation(conn: Connection, blog_id: str, observation: Observation) -
                 "node_id": n.id,
                 "ignored": n.ignored,
                 "problem": n.problem,
+                "display": n.display,
             }
             for n in observation.upserts
         ],

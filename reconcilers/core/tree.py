@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconcilers.errors import InvalidPath
 
@@ -41,6 +41,8 @@ class Node:
     ``mtime_ns`` is the source's modification time, installed as the local mtime.
     ``ignored`` nodes are recorded (and shown) but never mirrored; a node with
     a ``problem`` (a hostile or impossible path) is recorded as rejected.
+    ``display`` is the source's own spelling of the path when the key is a
+    folded form of it (Dropbox keys are ``path_lower``); it is never compared.
     """
 
     path: str
@@ -52,6 +54,7 @@ class Node:
     id: str | None = None
     ignored: bool = False
     problem: str | None = None
+    display: str | None = field(default=None, compare=False)
 
     @property
     def is_dir(self) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from reconcilers.core.tree import Node
 from reconcilers.errors import SourceError
@@ -28,19 +28,35 @@ class Observation:
         return not self.upserts and not self.deletes
 
 
+class Sink(Protocol):
+    """Where ``fetch`` writes a file's bytes.
+
+    ``rewind`` forgets everything written so far: a source that retries a
+    broken download starts the file again instead of appending to half of it.
+    """
+
+    def write(self, data: bytes) -> int: ...
+
+    def rewind(self) -> None: ...
+
+
 class Source(Protocol):
     """A remote a blog follows.
 
-    ``changes`` compares the source with the stored remote tree; ``fetch``
-    writes one file's bytes into a binary stream (the executor verifies the
-    content hash, so a source never has to).
+    ``changes`` compares the source with the stored remote tree and yields the
+    difference in pages, each to be saved with its cursor in one transaction
+    (a remote that pages its changes, like Dropbox, resumes from the last saved
+    page after a crash). ``fetch`` writes one file's bytes into a sink (the
+    executor verifies the content hash, so a source never has to).
+    ``concurrency`` is how many fetches may run at once.
     """
 
     kind: str
+    concurrency: int
 
-    def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Observation: ...
+    def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Iterable[Observation]: ...
 
-    def fetch(self, node: Node, into: BinaryIO) -> None: ...
+    def fetch(self, node: Node, into: Sink) -> None: ...
 
     def describe(self) -> str: ...
 
@@ -50,6 +66,6 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
     kind, sep, location = spec.partition(":")
     if not sep or not location:
         raise SourceError(f"source {spec!r} must look like KIND:LOCATION, e.g. local:/path")
-    if kind not in {"local"}:
-        raise SourceError(f"unknown source kind {kind!r} (supported: local)")
+    if kind not in {"local", "dropbox"}:
+        raise SourceError(f"unknown source kind {kind!r} (supported: local, dropbox)")
     return kind, location

@@ -10,32 +10,16 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
-from reconcilers.core.tree import TEMP_PREFIX, Kind, Node, normalise_name, safe_key
+from reconcilers.core.tree import Kind, Node, normalise_name, safe_key
 from reconcilers.errors import FetchError, InvalidPath, SourceError, SourceGone
 from reconcilers.hashing import hash_file
-from reconcilers.sources.base import Observation
+from reconcilers.sources.base import Observation, Sink
+from reconcilers.sources.names import is_ignored_name
 
-#: Names that are never mirrored: OS and sync-client litter, Office lock files.
-IGNORED_NAMES = frozenset(
-    {
-        ".DS_Store",
-        "Thumbs.db",
-        "desktop.ini",
-        ".dropbox",
-        ".dropbox.attr",
-        ".dropbox.cache",
-        "Icon\r",
-    }
-)
 CHUNK = 1024 * 1024
-
-
-def is_ignored_name(name: str) -> bool:
-    return name in IGNORED_NAMES or name.startswith("~$") or name.startswith(TEMP_PREFIX)
 
 
 def _stat_rev(st: os.stat_result) -> str:
@@ -44,6 +28,8 @@ def _stat_rev(st: os.stat_result) -> str:
 
 class LocalSource:
     kind = "local"
+    #: Reads from a local disk overlap well on a few threads, not more.
+    concurrency = 4
 
     def __init__(self, root: str | Path, *, blog_id: str | None = None) -> None:
         self.root = Path(root)
@@ -66,13 +52,14 @@ class LocalSource:
         self._walk(str(self.root), "", "", known, nodes)
         return nodes
 
-    def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Observation:
+    def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Iterator[Observation]:
+        """One page: a walk has no cursor to resume from."""
         current = self.listing(known)
         upserts = tuple(
             n for p, n in current.items() if (old := known.get(p)) is not n and old != n
         )
         deletes = tuple(p for p in known if p not in current)
-        return Observation(upserts=upserts, deletes=deletes, cursor=None)
+        yield Observation(upserts=upserts, deletes=deletes, cursor=None)
 
     def _walk(
         self,
@@ -148,7 +135,7 @@ class LocalSource:
 
     # -- fetching ----------------------------------------------------------
 
-    def fetch(self, node: Node, into: BinaryIO) -> None:
+    def fetch(self, node: Node, into: Sink) -> None:
         try:
             with open(
                 os.path.join(self._root, self._raw.get(node.path, node.path)), "rb"

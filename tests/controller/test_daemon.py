@@ -14,7 +14,7 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -95,11 +95,11 @@ class GatedSource:
         self._blog_id = blog_id
         self._gate = gate
 
-    def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Observation:
+    def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Iterable[Observation]:
         if self._gate.take(self._blog_id):
             self._gate.entered.set()
             assert self._gate.released.wait(15), "the test never opened the gate"
-        result: Observation = self._inner.changes(cursor, known)
+        result: Iterable[Observation] = self._inner.changes(cursor, known)
         return result
 
     def __getattr__(self, name: str) -> Any:
@@ -110,8 +110,8 @@ class GatedSource:
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     gate = Gate()
 
-    def gated_open_source(blog: BlogRecord) -> Any:
-        return GatedSource(open_source(blog), blog.id, gate)
+    def gated_open_source(blog: BlogRecord, *args: Any) -> Any:
+        return GatedSource(open_source(blog, *args), blog.id, gate)
 
     monkeypatch.setattr(controller.reconcile, "open_source", gated_open_source)
     yield gate

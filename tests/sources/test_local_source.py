@@ -54,7 +54,7 @@ def test_unchanged_files_are_not_read_again(
     second = source.listing(first)
     assert reads == [str(tmp_path / "two.md")]
     assert second["one.md"] is first["one.md"]
-    changes = source.changes(None, first)
+    [changes] = source.changes(None, first)
     assert [n.path for n in changes.upserts] == ["two.md"] and changes.deletes == ()
 
 

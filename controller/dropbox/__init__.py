@@ -1,0 +1,1 @@
+"""Dropbox around the source: clients, connecting blogs, OAuth, webhooks, long-polls."""
