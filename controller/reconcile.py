@@ -205,7 +205,8 @@ class Reconciler:
         if full:
             executor.sweep()
             report.drifted = repair_drift(self.store, blog_id, executor)
-        cursor = blog.cursor
+        # Full validation also lists the source in full (Dropbox: no continue).
+        cursor = None if full else blog.cursor
         settled_until = None if full else blog.settled_until_ns
         last: Plan | None = None
         totals = Applied()
