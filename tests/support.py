@@ -31,7 +31,9 @@ def truncate_store(url: str) -> None:
     with engine.begin() as conn:
         if conn.execute(text("SELECT to_regclass('blogs')")).scalar():
             conn.execute(
-                text("TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases CASCADE")
+                text(
+                    "TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases, dropbox_accounts CASCADE"
+                )
             )
     engine.dispose()
 

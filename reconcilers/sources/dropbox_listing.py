@@ -58,6 +58,10 @@ def _key(path_lower: str) -> tuple[str, str | None]:
         return safe_key(path_lower), f"path has an invalid component: {exc.message}"
 
 
+def _size(n: int) -> str:
+    return f"{n / MiB:.3g} MB" if n >= MiB else f"{n} bytes"
+
+
 def to_node(entry: Entry, max_file_size: int) -> Node | None:
     """The node an entry describes; None for paths under an ignored folder."""
     key, problem = _key(entry.path_lower)
@@ -76,8 +80,7 @@ def to_node(entry: Entry, max_file_size: int) -> Node | None:
         problem = "Dropbox cannot download this file (a cloud-only document)"
     elif entry.size > max_file_size:
         problem = (
-            f"file is {entry.size / MiB:.1f} MB, over the {max_file_size / MiB:.0f} MB limit"
-            " for Dropbox downloads"
+            f"file is {_size(entry.size)}, over the {_size(max_file_size)} limit for Dropbox"
         )
     return Node(
         key,

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from reconcilers.core.tree import Kind, Node
 from reconcilers.sources.base import Observation
-from reconcilers.sources.dropbox_listing import MiB, Entry, Overlay, to_node
+from reconcilers.sources.dropbox_listing import Entry, MiB, Overlay, to_node
 
 LIMIT = 100 * MiB
 NAMES = ["a", "B", "c.md", "D.md"]
@@ -73,7 +73,7 @@ class Model:
         self.journal.append(lower)
         self._parents(display)
         self._remove(new)
-        for key, (old_display, kind, item_id, rev) in moving:
+        for _, (old_display, kind, item_id, rev) in moving:
             new_display = display + old_display[len(lower) :]
             self.items[new_display.lower()] = (new_display, kind, item_id, rev)
             self.journal.append(new_display.lower())
@@ -200,7 +200,10 @@ def test_a_case_only_rename_updates_the_display_name_but_not_the_key() -> None:
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
-        (Entry("file", "big.md", "big.md", size=101 * MiB), "101.0 MB, over the 100 MB limit"),
+        (
+            Entry("file", "big.md", "big.md", size=101 * MiB),
+            "file is 101 MB, over the 100 MB limit for Dropbox",
+        ),
         (Entry("file", "doc.paper", "doc.paper", downloadable=False), "cannot download"),
         (Entry("file", "a\x00b", "a\x00b"), "NUL"),
     ],
