@@ -51,3 +51,8 @@ def configure(level: int, fmt: str) -> None:
     root.setLevel(level)
     # transitions logs every machine it builds at INFO: noise, not operations.
     logging.getLogger("transitions").setLevel(max(level, logging.WARNING))
+    # The Dropbox SDK logs every request at INFO and warns about refreshes it
+    # cannot do; the source reports each failure once, with the blog, itself.
+    logging.getLogger("dropbox").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.ERROR
+    )

@@ -1,12 +1,18 @@
-"""Helpers several test folders share: a clean environment for real processes,
-emptying a PostgreSQL store between tests, reading a folder, waiting for a condition."""
+"""Helpers several test folders share: a clean environment for real processes and
+the ``controller`` executable, emptying a PostgreSQL store between tests,
+reading a folder, waiting for a condition."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -30,11 +36,8 @@ def truncate_store(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         if conn.execute(text("SELECT to_regclass('blogs')")).scalar():
-            conn.execute(
-                text(
-                    "TRUNCATE blogs, remote_nodes, synced_nodes, entries, history, leases, dropbox_accounts CASCADE"
-                )
-            )
+            tables = "blogs, remote_nodes, synced_nodes, entries, history, leases, dropbox_accounts"
+            conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     engine.dispose()
 
 
@@ -54,3 +57,45 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
             pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(0.01)
     return time.monotonic() - started
+
+
+CONTROLLER = Path(sys.executable).with_name("controller")
+if not CONTROLLER.exists():  # a virtualenv without the script beside its python
+    CONTROLLER = Path(shutil.which("controller") or "controller")
+
+
+class Cli:
+    """The ``controller`` executable with a private environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(
+        self,
+        *args: str,
+        ok: bool = True,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*(command or [str(CONTROLLER)]), *args],
+            env=self.env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if ok:
+            assert proc.returncode == 0, f"controller {' '.join(args)} failed:\n{proc.stderr}"
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def fails(self, *args: str) -> str:
+        """Run a command that must fail; return its one-line stderr message."""
+        proc = self.run(*args, ok=False)
+        assert proc.returncode != 0, f"controller {' '.join(args)} succeeded:\n{proc.stdout}"
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
+        return lines[0]

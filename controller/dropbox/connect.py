@@ -75,8 +75,8 @@ def connect_blog(
     """
     if not path.startswith("/") or path.rstrip("/") == "":
         raise ConfigError(
-            f"the Dropbox path of blog {blog_id} must be a folder below the root,"
-            f" like dropbox:/Apps/Blog (got {path!r})",
+            f"the Dropbox path must be a folder below the root, like dropbox:/Apps/Blog"
+            f" (got {path!r})",
             blog_id=blog_id,
         )
     if not refresh_token and not access_token:
@@ -98,13 +98,12 @@ def connect_blog(
         metadata = _call(blog_id, "looking up the folder", client.files_get_metadata, path)
     except dbx_errors.ApiError as exc:
         raise ConfigError(
-            f"blog {blog_id}: there is no folder {path} in the Dropbox of {account.email}"
-            f" ({_summary(exc)})",
+            f"there is no folder {path} in the Dropbox of {account.email} ({_lookup(exc)})",
             blog_id=blog_id,
         ) from None
     if not isinstance(metadata, dbx_files.FolderMetadata):
         raise ConfigError(
-            f"blog {blog_id}: {path} in the Dropbox of {account.email} is a file, not a folder",
+            f"{path} in the Dropbox of {account.email} is a file, not a folder",
             blog_id=blog_id,
         )
     store.dropbox_accounts.save(
@@ -143,7 +142,7 @@ def _stored_account(store: Store, blog_id: str, account_id: str | None) -> Dropb
         else "name one with --account (see `controller dropbox accounts`)"
     )
     raise ConfigError(
-        f"blog {blog_id}: no --refresh-token or --access-token given, and {hint}",
+        f"no --refresh-token or --access-token given, and {hint}",
         blog_id=blog_id,
     )
 
@@ -154,23 +153,36 @@ def _call(blog_id: str, doing: str, method: Any, *args: Any) -> Any:
         return method(*args)
     except dbx_errors.AuthError as exc:
         raise ConfigError(
-            f"blog {blog_id}: Dropbox refused the token while {doing} ({_summary(exc)})",
+            f"Dropbox refused the token while {doing} ({_auth(exc)})",
             blog_id=blog_id,
         ) from None
     except dbx_errors.HttpError as exc:
         raise SourceError(
-            f"blog {blog_id}: Dropbox answered HTTP {exc.status_code} while {doing}",
+            f"Dropbox answered HTTP {exc.status_code} while {doing}",
             blog_id=blog_id,
         ) from None
     except OSError as exc:  # requests' connection errors are OSErrors
         raise SourceError(
-            f"blog {blog_id}: cannot reach Dropbox while {doing}: {type(exc).__name__}: {exc}",
+            f"cannot reach Dropbox while {doing}: {type(exc).__name__}: {exc}",
             blog_id=blog_id,
         ) from None
 
 
-def _summary(exc: dbx_errors.DropboxException) -> str:
-    error = getattr(exc, "error", None)
-    if error is not None and hasattr(error, "_tag"):
-        return str(error._tag).replace("_", " ")
-    return type(exc).__name__
+def _lookup(exc: dbx_errors.ApiError) -> str:
+    error = exc.error
+    if isinstance(error, dbx_files.GetMetadataError) and error.is_path():
+        lookup = error.get_path()
+        if lookup.is_not_found():
+            return "not found"
+        if lookup.is_restricted():
+            return "access restricted"
+    return "lookup failed"
+
+
+def _auth(exc: dbx_errors.AuthError) -> str:
+    error = exc.error
+    if error is not None and error.is_expired_access_token():
+        return "expired access token"
+    if error is not None and error.is_invalid_access_token():
+        return "invalid or revoked token"
+    return "not authorised"

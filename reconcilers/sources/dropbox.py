@@ -287,32 +287,33 @@ class DropboxSource:
                 limited += 1
                 if limited >= RATE_LIMIT_ATTEMPTS:
                     raise SourceError(
-                        f"Dropbox kept rate-limiting blog {self.blog_id}", blog_id=self.blog_id
+                        f"Dropbox answered 429 (rate limit) {limited} times in a row",
+                        blog_id=self.blog_id,
                     ) from None
                 self.gate.hold(exc.backoff if exc.backoff is not None else 5.0)
             except requests.exceptions.SSLError as exc:
                 raise SourceError(
-                    f"cannot verify Dropbox's TLS certificate for blog {self.blog_id} ({exc});"
-                    " behind a TLS-intercepting proxy, set CONTROLLER_DROPBOX_CA_CERTS",
+                    f"cannot verify Dropbox's TLS certificate ({exc}); behind a"
+                    " TLS-intercepting proxy, set CONTROLLER_DROPBOX_CA_CERTS to its CA bundle",
                     blog_id=self.blog_id,
                 ) from None
             except _TRANSIENT as exc:
                 failures += 1
                 if failures >= ATTEMPTS:
                     raise SourceError(
-                        f"Dropbox is unreachable for blog {self.blog_id}: {_describe(exc)}",
+                        f"Dropbox is unreachable: {_describe(exc)}",
                         blog_id=self.blog_id,
                     ) from None
                 self._pause(failures)
             except dbx_errors.AuthError as exc:
                 raise SourceError(
-                    f"Dropbox refused the credentials of blog {self.blog_id} ({_auth_reason(exc)});"
-                    " connect it again with `controller blog add --refresh-token`",
+                    f"Dropbox refused the credentials ({_auth_reason(exc)}); connect the blog"
+                    " again with `controller dropbox authorize` or `blog add --refresh-token`",
                     blog_id=self.blog_id,
                 ) from None
             except dbx_errors.BadInputError as exc:
                 raise SourceError(
-                    f"Dropbox refused a request of blog {self.blog_id}: {exc.message}",
+                    f"Dropbox refused a request as malformed: {exc.message}",
                     blog_id=self.blog_id,
                 ) from None
 
@@ -325,9 +326,7 @@ class DropboxSource:
         )
 
     def _api_error(self, doing: str, exc: dbx_errors.ApiError) -> SourceError:
-        return SourceError(
-            f"Dropbox refused {doing} for blog {self.blog_id}: {exc.error}", blog_id=self.blog_id
-        )
+        return SourceError(f"Dropbox refused {doing}: {exc.error}", blog_id=self.blog_id)
 
 
 def _not_found(exc: dbx_errors.ApiError) -> bool:

@@ -79,9 +79,7 @@ def to_node(entry: Entry, max_file_size: int) -> Node | None:
     if not entry.downloadable:
         problem = "Dropbox cannot download this file (a cloud-only document)"
     elif entry.size > max_file_size:
-        problem = (
-            f"file is {_size(entry.size)}, over the {_size(max_file_size)} limit for Dropbox"
-        )
+        problem = f"file is {_size(entry.size)}, over the {_size(max_file_size)} limit for Dropbox"
     return Node(
         key,
         kind,

@@ -8,10 +8,8 @@ error messages on stderr.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 from collections import Counter
 from datetime import datetime
@@ -19,12 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import controller_env, tree
+from support import Cli, controller_env, tree
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blog"
-CONTROLLER = Path(sys.executable).with_name("controller")
-if not CONTROLLER.exists():  # a virtualenv without the script beside its python
-    CONTROLLER = Path(shutil.which("controller") or "controller")
 
 BROKEN_MESSAGE = "Invalid metadata on line 2"
 NO_ACTIONS = {"set": 0, "move": 0, "drop": 0}
@@ -47,43 +42,6 @@ BLOG_KEYS = {
 
 
 # -- running the executable ---------------------------------------------------------
-
-
-class Cli:
-    """The ``controller`` executable with a private environment."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def run(
-        self,
-        *args: str,
-        ok: bool = True,
-        command: list[str] | None = None,
-        cwd: Path | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*(command or [str(CONTROLLER)]), *args],
-            env=self.env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if ok:
-            assert proc.returncode == 0, f"controller {' '.join(args)} failed:\n{proc.stderr}"
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
-
-    def fails(self, *args: str) -> str:
-        """Run a command that must fail; return its one-line stderr message."""
-        proc = self.run(*args, ok=False)
-        assert proc.returncode != 0, f"controller {' '.join(args)} succeeded:\n{proc.stdout}"
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
-        return lines[0]
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from support import controller_env, wait_until
-from test_cli import CONTROLLER, Cli, Sample
+from support import CONTROLLER, Cli, controller_env, wait_until
+from test_cli import Sample
 
 from controller.store import BlogRecord, Store
 

@@ -111,7 +111,7 @@ def test_a_signed_body_that_is_not_a_notification_is_a_400(
 
 
 def test_an_account_without_blogs_is_accepted_and_ignored(served: tuple[str, Store]) -> None:
-    url, store = served
+    url, _ = served
     body = b'{"list_folder": {"accounts": ["dbid:nobody"]}}'
     answer = requests.post(
         url, data=body, headers={"X-Dropbox-Signature": signature(SECRET, body)}, timeout=5
