@@ -8,6 +8,17 @@ from __future__ import annotations
 
 import os
 
+# -- Dropbox fake ----------------------------------------------------------------
+#
+# The SDK reads DROPBOX_API_HOST and friends once, when ``dropbox.session`` is
+# first imported. So this process binds its fake's port here, before anything
+# can import ``dropbox``, and points all four hosts at it; subprocesses that
+# tests start inherit the variables. The fixtures are at the end of this file.
+from dropbox_fake import FakeDropbox, prebound_listener, sdk_environment
+
+os.environ.update(sdk_environment(prebound_listener()))
+# -- end of Dropbox fake (top) ----------------------------------------------------
+
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=300, derandomize=True, deadline=None, print_blob=True)
@@ -104,3 +115,27 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         _unavailable(f"Redis at {REDIS_URL} does not answer: {exc}")
     return url
+
+
+# -- Dropbox fake ----------------------------------------------------------------
+#
+# One fake per pytest process (xdist workers are processes), on the socket bound
+# at the top of this file; each test gets it emptied.
+
+
+@pytest.fixture(scope="session")
+def dropbox_server() -> Iterator[FakeDropbox]:
+    fake = FakeDropbox()
+    fake.start(sock=prebound_listener())
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def dropbox_fake(dropbox_server: FakeDropbox) -> FakeDropbox:
+    """The process's fake, emptied: no accounts, files, faults, counters or latency."""
+    dropbox_server.reset()
+    return dropbox_server
+
+
+# -- end of Dropbox fake ------------------------------------------------------------

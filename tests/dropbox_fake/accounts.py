@@ -184,7 +184,9 @@ class Directory:
             if refresh is None or refresh.app_key != client_id:
                 raise GrantFailure("invalid_grant", "refresh token is invalid or revoked")
             if secret is None and not refresh.pkce:
-                raise GrantFailure("invalid_request", "No auth function available for given request")
+                raise GrantFailure(
+                    "invalid_request", "No auth function available for given request"
+                )
             return {
                 "access_token": self.issue_access(refresh.account_id),
                 "token_type": "bearer",
@@ -194,7 +196,9 @@ class Directory:
             return self._exchange(form, client_id, secret)
         raise GrantFailure("unsupported_grant_type", f"unknown grant_type {grant_type!r}")
 
-    def _exchange(self, form: dict[str, str], client_id: str, secret: str | None) -> dict[str, object]:
+    def _exchange(
+        self, form: dict[str, str], client_id: str, secret: str | None
+    ) -> dict[str, object]:
         grant = self.codes.pop(form.get("code", ""), None)  # a code works once
         if grant is None or grant.app_key != client_id:
             raise GrantFailure("invalid_grant", "code doesn't exist or has expired")

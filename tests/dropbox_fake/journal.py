@@ -68,9 +68,6 @@ class Journal:
                 display = new + display[len(old) :]
         return display
 
-    def changed_since(self, since: int) -> bool:
-        return self.seq > since
-
     def changes(
         self,
         since: int,
@@ -84,38 +81,47 @@ class Journal:
         ``kind(path_lower)`` is None when nothing is there now, else whether it is a folder.
         """
         start = bisect_right(self._events, since, key=lambda e: e[0])
-        last: dict[str, list] = {}  # path_lower -> [last seq, last delete seq, display]
+        last: dict[str, _Seen] = {}
         for seq, display, deleted in self._events[start:]:
             if follow_moves:
                 display = self._forward(display, seq)
             lower = display.lower()
             if not scope.contains(lower):
                 continue
-            rec = last.setdefault(lower, [seq, None, display])
-            rec[0], rec[2] = seq, display
+            seen = last.setdefault(lower, _Seen(seq, None, display))
+            seen.seq, seen.display = seq, display
             if deleted:
-                rec[1] = seq
+                seen.deleted_at = seq
         out: list[Change] = []
-        for lower, (seq, deleted_at, display) in last.items():
+        for lower, seen in last.items():
             now = kind(lower)
             if now is None:
-                if not _covered(lower, seq, last):
-                    out.append(Change(seq, display, alive=False))
+                if not _covered(lower, seen.seq, last):
+                    out.append(Change(seen.seq, seen.display, alive=False))
                 continue
-            if deleted_at is not None and now:
+            if seen.deleted_at is not None and now:
                 # A folder deleted and made again: its old children are gone too.
-                out.append(Change(deleted_at, display, alive=False))
-            out.append(Change(seq, display, alive=True))
+                out.append(Change(seen.deleted_at, seen.display, alive=False))
+            out.append(Change(seen.seq, seen.display, alive=True))
         out.sort(key=lambda c: c.seq)
         return out
 
 
-def _covered(lower: str, seq: int, last: dict[str, list]) -> bool:
+@dataclass(slots=True)
+class _Seen:
+    """A path's last change after the cursor, and its last delete if any."""
+
+    seq: int
+    deleted_at: int | None
+    display: str
+
+
+def _covered(lower: str, seq: int, last: dict[str, _Seen]) -> bool:
     """Whether a later delete of an ancestor already reports this path as gone."""
     path = _parent(lower)
     while path:
-        rec = last.get(path)
-        if rec is not None and rec[1] is not None and rec[1] >= seq:
+        seen = last.get(path)
+        if seen is not None and seen.deleted_at is not None and seen.deleted_at >= seq:
             return True
         path = _parent(path)
     return False

@@ -172,6 +172,38 @@ class Namespace:
         split_path(path_or_id)
         return self.nodes.get(path_or_id.lower())
 
+    def find_revision(self, path: str, rev: str | None) -> Revision:
+        """What a download of ``path`` (``/..``, ``id:..`` or ``rev:..``) serves."""
+        if path.startswith("rev:"):
+            found = self.revisions.get(path[4:])
+            if found is None:
+                raise LookupFailure("not_found")
+            return found
+        node = self.resolve(path)
+        if node is None:
+            raise LookupFailure("not_found")
+        if node.revision is None:
+            raise LookupFailure("not_file")
+        if rev is None:
+            return node.revision
+        found = self.revisions.get(rev)
+        if found is None or found.file_id != node.id:
+            raise LookupFailure("not_found")
+        return found
+
+    def file_metadata(self, rev: Revision) -> dict[str, object]:
+        """A revision's FileMetadata, at the file's current path while it still exists."""
+        lower = self.by_id.get(rev.file_id)
+        display = self.nodes[lower].path_display if lower else rev.path_display
+        return {
+            ".tag": "file",
+            "name": display.rsplit("/", 1)[1],
+            "path_lower": display.lower(),
+            "path_display": display,
+            "id": rev.file_id,
+            **revision_fields(rev),
+        }
+
     def order(self) -> list[Key]:
         if self._order is None:
             self._order = sorted(key_of(p) for p in self.nodes)
@@ -232,7 +264,7 @@ class Namespace:
         return node
 
     def put(self, path: str, data: bytes, client_modified: datetime | str | None) -> Node:
-        """Overwriting keeps the file's id and its name's casing, as an upload in overwrite mode does."""
+        """Overwriting keeps the file's id and name casing, as Dropbox's overwrite mode does."""
         parts = split_path(path)
         parent = self.mkdir(parent_of(path)).path_display if len(parts) > 1 else ""
         lower = path.lower()
@@ -281,13 +313,14 @@ class Namespace:
             raise ValueError(f"cannot move {src!r} into itself ({dst!r})")
         if new_lower in self.nodes:
             raise FileExistsError(dst)
-        parent = self.mkdir(parent_of(dst)).path_display if len(dst_parts) > 1 else ""
+        self._check_parents(dst_parts)
         moving = list(self.walk(old_lower))
         for n in moving:
             del self.nodes[n.path_display.lower()]
         self._order = None
+        seq = self.journal.record(node.path_display, deleted=True)  # reported before the new place
+        parent = self.mkdir(parent_of(dst)).path_display if len(dst_parts) > 1 else ""
         new_display = f"{parent}/{dst_parts[-1]}"
-        seq = self.journal.record(node.path_display, deleted=True)
         self.journal.relocate(seq, old_lower, new_display)
         cut = len(node.path_display)
         for n in moving:
@@ -296,6 +329,15 @@ class Namespace:
                 n.revision.path_display = n.path_display
             self._place(n)
         return node
+
+    def _check_parents(self, parts: list[str]) -> None:
+        """Fails before anything changes when a parent of the destination is a file."""
+        lower = ""
+        for part in parts[:-1]:
+            lower = f"{lower}/{part.lower()}"
+            node = self.nodes.get(lower)
+            if node is not None and not node.is_folder:
+                raise LookupFailure("not_folder")
 
     def _rename_case(self, node: Node, name: str) -> Node:
         """Not journaled: real Dropbox may not report a case-only rename to ``continue``."""
