@@ -23,10 +23,10 @@ def connected(dropbox_fake: Any, tmp_path: Path) -> Iterator[tuple[Any, str, str
 
 
 @pytest.fixture
-def dbx(connected: tuple[Any, str, str], tmp_path: Path) -> Iterator[DropboxBlog]:
+def dbx(connected: tuple[Any, str, str], tmp_path: Path, store: Store) -> Iterator[DropboxBlog]:
+    """A connected blog on each store backend (SQLite, PostgreSQL)."""
     fake, account, refresh = connected
-    settings = dropbox_settings(tmp_path, fake)
-    store = Store(settings.effective_database_url, auto_upgrade=True)
+    settings = dropbox_settings(tmp_path, fake, database_url=store.url)
     folder = tmp_path / "blog"
     connect_blog(
         settings,
@@ -40,4 +40,3 @@ def dbx(connected: tuple[Any, str, str], tmp_path: Path) -> Iterator[DropboxBlog
         app_secret=None,
     )
     yield DropboxBlog(fake, store, settings, account, folder)
-    store.close()

@@ -70,11 +70,11 @@ def _stamps(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def dropbox_settings(tmp_path: Path, fake: Any, **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite:///{tmp_path / 'controller.db'}",
-        dropbox_app_key=APP_KEY,
-        dropbox_app_secret=APP_SECRET,
-        dropbox_ca_certs=Path(fake.ca_path),
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": f"sqlite:///{tmp_path / 'controller.db'}",
+        "dropbox_app_key": APP_KEY,
+        "dropbox_app_secret": APP_SECRET,
+        "dropbox_ca_certs": Path(fake.ca_path),
+    }
+    return Settings(**{**values, **overrides})

@@ -7,6 +7,7 @@ renames and resets fetch nothing again.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -227,6 +228,25 @@ def test_a_429_holds_the_blog_for_retry_after(dbx: DropboxBlog) -> None:
     report = dbx.reconcile()
     assert time.monotonic() - started >= 1.0
     assert report.errors == 0
+    dbx.assert_converged()
+
+
+def test_downloads_run_eight_at_a_time(dbx: DropboxBlog) -> None:
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow() -> None:  # runs inside the fake, while that download is being served
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.2)
+        with lock:
+            in_flight[0] -= 1
+
+    for n in range(20):
+        dbx.put(f"{n}.txt", b"n\n")
+        dbx.fake.on_download(f"/blogs/my blog/{n}.txt", slow)
+    dbx.reconcile()
+    assert peak[0] == dbx.settings.dropbox_concurrency == 8
     dbx.assert_converged()
 
 
