@@ -135,7 +135,11 @@ class DropboxSource:
     # -- observing -------------------------------------------------------------
 
     def changes(self, cursor: str | None, known: Mapping[str, Node]) -> Iterator[Observation]:
-        self.prefix = self.resolve()
+        """Pages of changes; the folder's path is looked up only when entries need it.
+
+        So a pass with nothing new costs one ``list_folder/continue`` round trip.
+        """
+        self.prefix = None
         overlay = Overlay(known, max_file_size=self.max_file_size)
         if cursor is None:
             yield from self._list_all(overlay, None)
@@ -216,9 +220,13 @@ class DropboxSource:
             entries.append(entry)
         overlay.apply(entries)
 
+    def _current_prefix(self) -> str:
+        if self.prefix is None:
+            self.prefix = self.resolve()
+        return self.prefix
+
     def _entry(self, metadata: Any) -> Entry | None:
-        assert self.prefix is not None
-        entry = entry_of(metadata, self.prefix)
+        entry = entry_of(metadata, self._current_prefix())
         if entry is None:
             # The blog folder may have moved since this pass resolved it.
             self.prefix = self.resolve()
@@ -234,7 +242,7 @@ class DropboxSource:
 
     def fetch(self, node: Node, into: Sink) -> None:
         """Stream one file; a broken or short body starts the file again."""
-        where = node.id or f"{self.prefix}/{node.path}"
+        where = node.id or f"{self._current_prefix()}/{node.path}"
         for attempt in range(1, ATTEMPTS + 1):
             if attempt > 1:
                 into.rewind()

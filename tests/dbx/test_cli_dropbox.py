@@ -8,6 +8,7 @@ variables (set for the whole test run by the conftest) and trust it through
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,8 +16,11 @@ from typing import Any
 
 import certifi
 import pytest
+import requests
 from dbx_blog import APP_KEY, APP_SECRET, ROOT
 from support import CONTROLLER, Cli, controller_env, tree, wait_until
+
+from controller.dropbox.webhook import signature
 
 SPEC = f"dropbox:{ROOT}"
 
@@ -162,3 +166,40 @@ def test_controller_run_long_polls_and_applies_a_change_without_a_resync(
         daemon.wait(60)
         log.close()
     assert "long-poll" in (tmp_path / "run.err").read_text()
+
+
+def test_the_webhook_command_serves_the_app_that_triggers_blogs(
+    cli: Cli, connected: tuple[Any, str, str]
+) -> None:
+    _, account, refresh = connected
+    cli.run("blog", "add", "b", "--source", SPEC, "--refresh-token", refresh)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(CONTROLLER), "dropbox", "webhook", "--listen", f"127.0.0.1:{port}"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+
+        def answers() -> bool:
+            try:
+                return requests.get(url, params={"challenge": "c"}, timeout=1).text == "c"
+            except requests.ConnectionError:
+                return False
+
+        wait_until(answers, 30, "the webhook to answer")
+        body = json.dumps({"list_folder": {"accounts": [account]}}).encode()
+        signed = {"X-Dropbox-Signature": signature(APP_SECRET, body)}
+        assert requests.post(url, data=body, headers=signed, timeout=5).status_code == 200
+        bad = {"X-Dropbox-Signature": signature("nope", body)}
+        assert requests.post(url, data=body, headers=bad, timeout=5).status_code == 403
+    finally:
+        server.terminate()
+        server.wait(30)
+    [blog] = json.loads(cli.run("blog", "list", "--json").stdout)
+    assert blog["generation"] == 1 and blog["pass_generation"] == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,11 @@ def test_files_over_the_size_limit_are_rejected_with_a_clear_message(
     assert not (dbx.folder / "huge.bin").exists() and (dbx.folder / "small.md").exists()
     assert report.errors == 1
     assert report.failures[0][1] == "file is 2000 bytes, over the 1000 bytes limit for Dropbox"
+
+
+def test_a_pass_with_nothing_new_is_one_continue_round_trip(dbx: DropboxBlog) -> None:
+    _populate(dbx)
+    dbx.reconcile()
+    before = Counter(dbx.fake.calls)
+    dbx.reconcile()
+    assert Counter(dbx.fake.calls) - before == Counter({"files/list_folder/continue": 1})
