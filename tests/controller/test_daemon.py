@@ -70,6 +70,9 @@ class Gate:
         self.armed: set[str] = set()
         self.entered = threading.Event()
         self.released = threading.Event()
+        #: Blogs whose passes after the armed one wait until ``release_all()``.
+        self.blocked: set[str] = set()
+        self.unblocked = threading.Event()
         self._lock = threading.Lock()
 
     def arm(self, blog_id: str) -> None:
@@ -80,6 +83,10 @@ class Gate:
 
     def open(self) -> None:
         self.released.set()
+
+    def release_all(self) -> None:
+        self.released.set()
+        self.unblocked.set()
 
     def take(self, blog_id: str) -> bool:
         with self._lock:
@@ -99,6 +106,8 @@ class GatedSource:
         if self._gate.take(self._blog_id):
             self._gate.entered.set()
             assert self._gate.released.wait(15), "the test never opened the gate"
+        elif self._blog_id in self._gate.blocked:
+            self._gate.unblocked.wait(15)
         result: Iterable[Observation] = self._inner.changes(cursor, known)
         return result
 
@@ -115,7 +124,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 
     monkeypatch.setattr(controller.reconcile, "open_source", gated_open_source)
     yield gate
-    gate.open()
+    gate.release_all()
 
 
 @pytest.fixture
@@ -487,6 +496,7 @@ def test_a_lease_that_expires_mid_pass_stops_the_pass_and_is_counted_as_lost(
     # Renewals never come in time: the lease lapses while the pass is held.
     daemon, metrics = make_daemon(lease_ttl=0.3, lease_renew=30.0)
     gate.arm("a")
+    gate.blocked.add("a")  # the retry after the lost lease must not write either
     daemon.start()
     assert gate.entered.wait(5), "the pass did not start"
     time.sleep(0.5)
@@ -502,6 +512,7 @@ def test_a_lease_that_expires_mid_pass_stops_the_pass_and_is_counted_as_lost(
     assert all(t.is_alive() for t in daemon._threads)  # the process goes on
     assert files_in(folder) == []  # stopped at the checkpoint before its first change
     assert sample(metrics, "controller_lease_lost_total") >= 1
+    gate.release_all()
 
 
 # -- watching local sources -----------------------------------------------------------------
