@@ -19,12 +19,16 @@ from controller.drift import repair_drift
 from controller.errors import LeaseLost, PassStopped
 from controller.leases import Leases, open_leases
 from controller.metrics import METRICS, Metrics
+from controller.pool.builds import PoolBuilds
+from controller.pool.resilient import shared_pool
 from controller.schedule import PassPolicy
 from controller.settings import Settings
 from controller.sources import open_source
 from controller.store import BlogRecord, Store
 from controller.store.apply import Applied
 from controller.store.sql import now_utc
+from reconcilers.build import builders
+from reconcilers.build.jobs import BuildRunner
 from reconcilers.core.machine import State
 from reconcilers.core.plan import Plan, Set
 from reconcilers.core.planner import classify, guard, plan
@@ -67,6 +71,19 @@ def _apply_observation(remote: dict[str, Node], observation: Observation) -> Non
         remote[node.path] = node
 
 
+def pooled_builds(settings: Settings) -> BuildRunner:
+    """Builds in the process's shared supervised pool, with the configured builders."""
+    rules = builders.Rules.with_overrides(settings.builders)
+    rules.check()
+    builders.configure(rules)
+    pool = shared_pool(
+        settings.build_workers or None,
+        timeout=settings.build_timeout,
+        memory_limit=settings.build_memory_limit or None,
+    )
+    return PoolBuilds(pool)
+
+
 class Reconciler:
     """Runs passes, each under the blog's lease; every store write is fenced by it."""
 
@@ -78,9 +95,11 @@ class Reconciler:
         *,
         policy: PassPolicy | None = None,
         metrics: Metrics = METRICS,
+        builds: BuildRunner | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.builds = builds if builds is not None else pooled_builds(settings)
         self._own_leases = leases is None
         self.leases = leases if leases is not None else open_leases(store, settings, metrics)
         self.policy = policy or PassPolicy(settings)
@@ -199,6 +218,7 @@ class Reconciler:
             blog_id=blog_id,
             batch_size=self.settings.install_batch,
             workers=source.concurrency,
+            builds=self.builds,
             checkpoint=checkpoint,
         )
         executor.clear_staging()
@@ -279,10 +299,12 @@ class Reconciler:
         """
         wanted = set(roots)
         synced = self.store.load_synced(blog_id)
-        return [
-            executor.rebuild(row.node)
-            for path, row in sorted(synced.items())
-            if row.node.kind is Kind.FILE
-            and row.state is State.BUILDING
-            and (path in wanted or any(a in wanted for a in ancestors(path)))
-        ]
+        return executor.rebuild_all(
+            [
+                row.node
+                for path, row in sorted(synced.items())
+                if row.node.kind is Kind.FILE
+                and row.state is State.BUILDING
+                and (path in wanted or any(a in wanted for a in ancestors(path)))
+            ]
+        )

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     #: Backoff after failed passes: full jitter between 0 and base * 2^n, capped.
     backoff_base: float = 1.0
     backoff_cap: float = 900.0
+    #: Builds run in worker processes (0: one per CPU) with a timeout and a
+    #: memory cap (bytes, RLIMIT_AS; 0: none). ``builders`` maps file suffixes
+    #: to builder names (entry points ``controller.builders``), over the
+    #: defaults; an empty name stops building that suffix.
+    build_workers: int = 0
+    build_timeout: float = 30.0
+    build_memory_limit: int = 1024**3
+    builders: dict[str, str] = Field(default_factory=dict)
     #: Dropbox: the app's credentials (needed to refresh tokens and to check
     #: webhook signatures), a CA bundle that replaces the system's for Dropbox
     #: connections (a TLS-intercepting proxy, a local fake), parallel

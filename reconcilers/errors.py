@@ -64,3 +64,23 @@ class ExecutorError(ControllerError):
 
 class UnsafePlan(ControllerError):
     """A plan was refused by the safety guard (it would drop too much)."""
+
+
+class ResilientError(ControllerError):
+    """A call run in the supervised pool failed as a process, not as code.
+
+    The message reads after "build" or any verb: "timed out after 30 s",
+    "crashed (signal 11)", "ran out of memory".
+    """
+
+
+class Timeout(ResilientError):
+    """The call ran past its timeout; its worker was killed."""
+
+
+class Crashed(ResilientError):
+    """The worker died during the call (a signal, ``os._exit``, a lost worker)."""
+
+
+class OutOfMemory(ResilientError):
+    """The call went over the worker's memory cap (``RLIMIT_AS``)."""

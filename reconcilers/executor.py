@@ -32,19 +32,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from reconcilers.build import EntryDraft, build_entry, is_post
+from reconcilers.build import builders
+from reconcilers.build.jobs import BuildJob, BuildRunner, Built, InlineBuilds
 from reconcilers.core.plan import Build, Drop, Ignore, MakeDir, Move, Plan, Reject, Set
 from reconcilers.core.tree import TEMP_PREFIX, Kind, Node, normalise_path, parent_of
 from reconcilers.errors import (
-    BuildError,
     ControllerError,
     ExecutorError,
     InvalidPath,
+    ResilientError,
     SourceError,
 )
 from reconcilers.hashing import ContentHasher
 from reconcilers.outcomes import (
     ActionFailed,
+    BuildCrash,
     BuildFailure,
     BuildResult,
     Dropped,
@@ -61,7 +63,6 @@ from reconcilers.sources.base import Source
 
 log = logging.getLogger(__name__)
 
-Builder = Callable[[str, bytes], EntryDraft]
 #: Posts up to this size are kept in memory between install and build.
 KEEP_FOR_BUILD = 8 * 1024 * 1024
 #: One per pass that installs files, at the root of the blog folder.
@@ -128,7 +129,7 @@ class Executor:
         blog_id: str | None = None,
         batch_size: int = 500,
         workers: int = 4,
-        builder: Builder = build_entry,
+        builds: BuildRunner | None = None,
         checkpoint: Callable[[], None] = lambda: None,
     ) -> None:
         self.root = Path(root)
@@ -137,7 +138,8 @@ class Executor:
         self.source = source
         self.blog_id = blog_id
         self.batch_size = batch_size
-        self.builder = builder
+        #: Where builds run: the supervised pool in the controller, inline otherwise.
+        self.builds: BuildRunner = builds or InlineBuilds()
         #: Called before each change to the folder; raises to stop the pass
         #: (a lost lease, a shutdown). Stopping there is as safe as a crash.
         self.checkpoint = checkpoint
@@ -306,8 +308,9 @@ class Executor:
         finally:
             for item in staged:
                 _unlink_quietly(item.temp)
-        for item, local in installed:
-            outcomes.append(Installed(item.node, local, self._build(item.node, item.data)))
+        built = self._build_all([(item.node, item.data) for item, _ in installed])
+        for (item, local), entry in zip(installed, built, strict=True):
+            outcomes.append(Installed(item.node, local, entry))
         return outcomes
 
     def _stage(self, node: Node, staging: str) -> _Staged | FetchFailed | ControllerError:
@@ -322,7 +325,7 @@ class Executor:
         except ExecutorError as exc:
             return FetchFailed(node, exc.message, transient=False)
         temp = os.path.join(staging, f"{TEMP_PREFIX}set-{secrets.token_hex(6)}")
-        keep = is_post(node.path)
+        keep = builders.is_post(node.path)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as handle:
@@ -361,23 +364,48 @@ class Executor:
 
     # -- builds --------------------------------------------------------------
 
-    def _build(self, node: Node, data: bytes | None) -> BuildResult:
-        if not is_post(node.path):
-            return None
-        try:
-            if data is None:
-                data = (self.root / node.path).read_bytes()
-            return self.builder(node.path, data)
-        except BuildError as exc:
-            return BuildFailure(exc.message, exc.line)
-        except OSError as exc:
-            return BuildFailure(f"cannot read the installed file: {exc.strerror}")
-        except Exception as exc:  # a builder bug must fail its file, never the pass
-            log.exception("builder crashed", extra={"blog": self.blog_id, "path": node.path})
-            return BuildFailure(f"the builder crashed: {exc!r}")
+    def _build_all(self, items: list[tuple[Node, bytes | None]]) -> list[BuildResult]:
+        """Build the posts among ``items`` as one batch (in parallel when pooled)."""
+        rules = builders.current()
+        results: list[BuildResult] = [None] * len(items)
+        jobs, where = [], []
+        for n, (node, data) in enumerate(items):
+            name = rules.builder_for(node.path)
+            if name is not None:
+                path = os.path.join(self._root, node.path)
+                jobs.append(BuildJob(node.path, name, data, path, node.content_hash))
+                where.append(n)
+        if jobs:
+            for n, answer in zip(where, self.builds.run(jobs), strict=True):
+                results[n] = self._judge(items[n][0], answer)
+        return results
+
+    def _judge(self, node: Node, answer: Built | BaseException) -> BuildResult:
+        if isinstance(answer, Built):
+            if node.content_hash is not None and answer.built_hash != node.content_hash:
+                return BuildCrash("the file changed during its build; it is built again")
+            if answer.error is not None:
+                return BuildFailure(answer.error, answer.line)
+            return answer.draft
+        if isinstance(answer, ResilientError):
+            return BuildCrash(f"build {answer.message}")
+        if isinstance(answer, OSError):
+            return BuildCrash(f"cannot read the installed file: {answer.strerror}")
+        log.error(
+            "builder raised",
+            exc_info=answer,
+            extra={"blog": self.blog_id, "path": node.path, "action": "build"},
+        )
+        return BuildCrash(f"build raised {type(answer).__name__}: {answer}")
 
     def rebuild(self, node: Node) -> Outcome:
-        return Rebuilt(node, self._build(node, None))
+        [result] = self._build_all([(node, None)])
+        return Rebuilt(node, result)
+
+    def rebuild_all(self, nodes: list[Node]) -> list[Outcome]:
+        """Several rebuilds as one batch, so a pool builds them in parallel."""
+        results = self._build_all([(node, None) for node in nodes])
+        return [Rebuilt(n, r) for n, r in zip(nodes, results, strict=True)]
 
     # -- staging -----------------------------------------------------------------
 

@@ -24,11 +24,21 @@ class LocalStat:
 
 @dataclass(frozen=True, slots=True)
 class BuildFailure:
+    """The content cannot be built (bad metadata, not UTF-8): rejected until it changes."""
+
     message: str
     line: int | None = None
 
 
-BuildResult = EntryDraft | BuildFailure | None
+@dataclass(frozen=True, slots=True)
+class BuildCrash:
+    """The build, not the content, failed (crash, timeout, out of memory, a builder
+    bug, the file changed under it): failed, and retried with backoff."""
+
+    message: str
+
+
+BuildResult = EntryDraft | BuildFailure | BuildCrash | None
 
 
 @dataclass(frozen=True, slots=True)

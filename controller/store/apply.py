@@ -22,6 +22,7 @@ from reconcilers.core.machine import MACHINE, State, Trigger
 from reconcilers.core.tree import Kind, Node, is_temporary
 from reconcilers.outcomes import (
     ActionFailed,
+    BuildCrash,
     BuildFailure,
     BuildResult,
     Dropped,
@@ -37,6 +38,10 @@ from reconcilers.outcomes import (
 
 RETRY_BASE_NS = 1_000_000_000
 RETRY_CAP_NS = 15 * 60 * 1_000_000_000
+#: A build that crashes, hangs or runs out of memory is retried this many
+#: times; then the file stays failed until its content changes.
+BUILD_RETRIES = 3
+NEVER_NS = 2**62
 _SYNC_KEYS = ["blog_id", "path"]
 
 
@@ -201,6 +206,8 @@ class BatchRecorder:
     def _entry(self, node: Node, result: BuildResult) -> tuple[Trigger, str | None]:
         if isinstance(result, BuildFailure):
             return Trigger.BUILD_FAILED, result.message
+        if isinstance(result, BuildCrash):
+            return Trigger.BUILD_CRASHED, result.message
         if isinstance(result, EntryDraft):
             self.writes.append(entries.EntryWrite(result, self.now))
         return Trigger.BUILT, None
@@ -223,12 +230,17 @@ class BatchRecorder:
             trigger, error = self._entry(node, outcome.entry)
             state = MACHINE.advance(_to_building(old_state, node.path), trigger, path=node.path)
             extra: dict[str, Any] = {"error": error}
+            if isinstance(outcome.entry, BuildCrash):
+                extra.update(self._crash(node, attempts, outcome.entry.message))
+                error = extra["error"]
+            verdict = "failed" if trigger is Trigger.BUILD_CRASHED else "rejected"
+            result = f"{verdict}: {error}" if error else "ok"
             if isinstance(outcome, Installed):
                 extra.update(_stat_fields(outcome.stat))
                 self.applied.set += 1
-                self._log("set", node.path, f"rejected: {error}" if error else "ok")
+                self._log("set", node.path, result)
             else:
-                self._log("build", node.path, f"rejected: {error}" if error else "ok")
+                self._log("build", node.path, result)
                 extra.update(kept_stat)
             if error:
                 self.applied.errors += 1
@@ -266,6 +278,23 @@ class BatchRecorder:
             self.applied.errors += 1
             self.applied.failures.append((node.path, outcome.message or "rejected"))
             self._log("reject", node.path, f"rejected: {outcome.message}")
+
+    def _crash(self, node: Node, attempts: int, message: str) -> dict[str, Any]:
+        """A failed build of installed bytes: rebuilt after a backoff, a few times."""
+        attempts += 1
+        if attempts > BUILD_RETRIES:
+            return {
+                "error": f"{message} (gave up after {attempts} attempts; change the file to retry)",
+                "attempts": attempts,
+                "retry_at_ns": NEVER_NS,
+                "failed_hash": node.content_hash,
+            }
+        return {
+            "error": message,
+            "attempts": attempts,
+            "retry_at_ns": self.now_ns + retry_delay_ns(attempts),
+            "failed_hash": node.content_hash,
+        }
 
     def _await_rebuild(self, root: str) -> None:
         """Moved posts (and moved rejected files) go to ``building`` with the move.

@@ -4,6 +4,7 @@ This is a shell around pure functions: callers fetch the bytes, this package
 only interprets them, so a build can be repeated and tested without a disk.
 """
 
-from .entry import POST_SUFFIXES, EntryDraft, build_entry, is_post
+from .builders import is_post
+from .entry import POST_SUFFIXES, EntryDraft, build_entry
 
 __all__ = ["POST_SUFFIXES", "EntryDraft", "build_entry", "is_post"]

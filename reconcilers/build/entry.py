@@ -64,11 +64,6 @@ def _suffix(name: str) -> str:
     return name[dot:].lower() if dot >= 0 else ""
 
 
-def is_post(path: str) -> bool:
-    """Decide by name alone, so that a source can skip fetching everything else."""
-    return _suffix(_file_name(path)) in POST_SUFFIXES
-
-
 def build_entry(path: str, data: bytes) -> EntryDraft:
     """Build the entry for the post at ``path`` (a key) from its content."""
     name = _file_name(path)
