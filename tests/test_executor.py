@@ -9,12 +9,13 @@ from typing import BinaryIO
 
 import pytest
 
+from reconcilers.build.jobs import InlineBuilds
 from reconcilers.core.plan import Drop, MakeDir, Move, Set
 from reconcilers.core.renames import Reason
 from reconcilers.core.tree import Kind, Node
 from reconcilers.executor import Executor
 from reconcilers.hashing import content_hash
-from reconcilers.outcomes import ActionFailed, FetchFailed, Installed, Moved
+from reconcilers.outcomes import ActionFailed, BuildCrash, FetchFailed, Installed, Moved, Rebuilt
 from reconcilers.sources.base import Observation
 
 
@@ -186,3 +187,26 @@ def test_each_install_stages_in_one_directory_that_is_gone_after_the_pass(tmp_pa
     plan = (*dirs, *(Set(_node(p, d)) for p, d in files.items()))
     assert all(not isinstance(o, FetchFailed) for o in _outcomes(executor, plan))
     assert len(seen) == 1 and _leftovers(tmp_path) == []
+
+
+def test_a_file_that_changed_during_its_build_is_not_recorded_as_built(tmp_path: Path) -> None:
+    """The build reads the installed file; other bytes than the store expects win later."""
+    (tmp_path / "p.md").write_bytes(b"Title: Newer\n\nedited meanwhile\n")
+    executor = Executor(tmp_path, FakeSource({}))
+    outcome = executor.rebuild(_node("p.md", b"Title: Older\n\nwhat was installed\n"))
+    assert isinstance(outcome, Rebuilt) and isinstance(outcome.entry, BuildCrash)
+    assert outcome.entry.message == "the file changed during its build; it is built again"
+
+
+def test_builds_of_a_batch_go_to_the_runner_as_one_batch(tmp_path: Path) -> None:
+    batches: list[int] = []
+
+    class Counting(InlineBuilds):
+        def run(self, jobs):  # type: ignore[no-untyped-def]
+            batches.append(len(jobs))
+            return super().run(jobs)
+
+    files = {f"{i}.md": f"# Post {i}\n".encode() for i in range(7)} | {"x.bin": b"\x00"}
+    executor = Executor(tmp_path, FakeSource(files), builds=Counting())
+    _outcomes(executor, tuple(Set(_node(p, d)) for p, d in files.items()))
+    assert batches == [7], "one batch of seven posts; the binary file is no post"

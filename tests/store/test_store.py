@@ -12,6 +12,7 @@ from reconcilers.build import EntryDraft
 from reconcilers.core.machine import State
 from reconcilers.core.tree import Kind, Node
 from reconcilers.outcomes import (
+    BuildCrash,
     BuildFailure,
     Dropped,
     FetchFailed,
@@ -19,6 +20,7 @@ from reconcilers.outcomes import (
     LocalStat,
     MadeDir,
     Moved,
+    Rebuilt,
     Recorded,
 )
 from reconcilers.sources.base import Observation
@@ -219,3 +221,37 @@ def test_history_is_bounded_per_blog(store: Store) -> None:
     history = store.history(blog, limit=100)
     assert len(history) == 10 and history[0].path == "29.png"
     assert store.get_blog(blog).last_pass_result == "ok"
+
+
+def test_a_crashed_build_is_retried_with_backoff_three_times_then_waits_for_new_content(
+    store: Store,
+) -> None:
+    blog = _blog(store)
+    post = _file("p.md", "v1")
+    store.record(blog, [_installed(post, BuildCrash("build crashed (signal 11)"))], 0)
+    row = store.load_synced(blog)["p.md"]
+    assert row.state is State.FAILED and row.error == "build crashed (signal 11)"
+    assert row.node.content_hash == "v1", "the bytes are installed; only the build failed"
+    assert row.retry_at_ns == 1_000_000_000 and row.failed_hash == "v1"
+    delays = []
+    for now in (10, 20, 30):
+        store.record(blog, [Rebuilt(post, BuildCrash("build timed out after 30 s"))], now)
+        row = store.load_synced(blog)["p.md"]
+        delays.append(row.retry_at_ns - now)
+    assert delays[:2] == [2_000_000_000, 4_000_000_000]
+    assert row.retry_pending(post, 10**18), "no retry once it gave up"
+    assert row.error == (
+        "build timed out after 30 s (gave up after 4 attempts; change the file to retry)"
+    )
+    assert not row.retry_pending(_file("p.md", "v2"), 40), "new content is tried at once"
+    store.record(blog, [_installed(_file("p.md", "v2"), _draft("p.md"))], 50)
+    row = store.load_synced(blog)["p.md"]
+    assert row.state is State.SYNCED and row.error is None and row.retry_at_ns == 0
+
+
+def test_a_content_error_is_rejected_at_once_and_not_retried(store: Store) -> None:
+    blog = _blog(store)
+    post = _file("p.md", "v1")
+    store.record(blog, [_installed(post, BuildFailure("Invalid metadata on line 2", 2))], 0)
+    row = store.load_synced(blog)["p.md"]
+    assert row.state is State.REJECTED and row.retry_at_ns == 0
