@@ -49,7 +49,7 @@ def _close_pools() -> None:
         pools = list(_pools.values())
         _pools.clear()
     for pool in pools:
-        pool.close()
+        pool.close(kill=True)
 
 
 def run(

@@ -15,11 +15,13 @@ are always joined, so no zombie is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -47,7 +49,8 @@ class _Call:
 
 
 class _Worker:
-    def __init__(self, memory_limit: int | None) -> None:
+    def __init__(self, memory_limit: int | None, retire: Callable[[_Worker], None]) -> None:
+        self.retire = retire
         self.conn, child_conn = _CONTEXT.Pipe()
         lifeline_r, self.lifeline = _CONTEXT.Pipe(duplex=False)
         self.process: BaseProcess = _CONTEXT.Process(
@@ -75,6 +78,7 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.process.close()
+        self.retire(self)
 
 
 def _death(exitcode: int | None) -> str:
@@ -102,6 +106,7 @@ class Pool:
         self._closed = False
         self._lock = threading.Lock()
         self._slots: list[threading.Thread] = []
+        self._live: set[_Worker] = set()
 
     def _start(self) -> None:
         """Slots start with the first call: a pool nobody uses costs nothing."""
@@ -128,15 +133,23 @@ class Pool:
     def call(self, function: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         return self.submit(function, *args, timeout=timeout, **kwargs).result()
 
-    def close(self) -> None:
-        """Stop every worker (waiting for calls in flight) and reap them."""
+    def close(self, *, kill: bool = False) -> None:
+        """Stop every worker and reap them; calls in flight finish first unless ``kill``.
+
+        ``kill`` is for exiting: a hung build must not hold up a process that
+        is going away (its call is answered with :class:`Crashed`).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             slots = list(self._slots)
+            doomed = list(self._live) if kill else []
         for _ in slots:
             self._calls.put(None)
+        for item in doomed:
+            with contextlib.suppress(OSError, ValueError):
+                item.process.kill()
         for slot in slots:
             slot.join()
 
@@ -162,6 +175,16 @@ class Pool:
             if current is not None:
                 current.stop()
 
+    def _spawn(self) -> _Worker:
+        fresh = _Worker(self.memory_limit, self._retire)
+        with self._lock:
+            self._live.add(fresh)
+        return fresh
+
+    def _retire(self, gone: _Worker) -> None:
+        with self._lock:
+            self._live.discard(gone)
+
     def _run(self, current: _Worker | None, call: _Call) -> _Worker | None:
         """Run one call; the worker to keep for the next one (None: replace it)."""
         if current is not None and not current.alive:
@@ -169,7 +192,7 @@ class Pool:
             current = None
         try:
             if current is None:
-                current = _Worker(self.memory_limit)
+                current = self._spawn()
             current.conn.send((call.module, call.qualname, call.args, call.kwargs))
         except Exception as exc:  # cannot start a worker, or cannot pickle the call
             call.future.set_exception(exc)

@@ -156,3 +156,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_closing_for_exit_kills_a_hung_call_at_once() -> None:
+    pool = Pool(1, timeout=600)
+    hung = pool.submit(calls.sleep, 600)
+    wait_until(lambda: workers(), 10, "the worker to start")
+    time.sleep(0.3)
+    started = time.monotonic()
+    pool.close(kill=True)
+    assert time.monotonic() - started < 5
+    with pytest.raises(Crashed, match="signal 9"):
+        hung.result(1)
+    assert workers() == {}
