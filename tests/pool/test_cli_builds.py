@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from procs import alive, workers
 from support import CONTROLLER, Cli, controller_env, wait_until
-from test_pool import _alive, workers
 
 PLUGINS = Path(__file__).parent / "plugin_dist"
 
@@ -66,7 +66,7 @@ def test_no_worker_survives_a_controller_killed_during_builds(tmp_path: Path) ->
         building = set(workers(controller.pid))
         controller.send_signal(signal.SIGKILL)
         controller.wait(10)
-        took = wait_until(lambda: not any(_alive(p) for p in building), 5, "the workers to die")
+        took = wait_until(lambda: not any(alive(p) for p in building), 5, "the workers to die")
         assert took < 2.0
     finally:
         if controller.poll() is None:

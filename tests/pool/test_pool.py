@@ -13,46 +13,19 @@ from pathlib import Path
 
 import pool_calls as calls
 import pytest
+from procs import alive, workers, zombies
 from support import wait_until
 
 import controller
 from controller.pool import Crashed, OutOfMemory, Pool, ResilientError, Timeout
 
 
-def children(pid: int | None = None) -> dict[int, str]:
-    """Child pid -> state letter (``Z`` for a zombie) of ``pid`` (default: this process)."""
-    parent = pid or os.getpid()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            found[int(entry.name)] = fields[0]
-    return found
-
-
-def workers(pid: int | None = None) -> dict[int, str]:
-    """The pool's worker processes among the children (not multiprocessing's tracker)."""
-    result = {}
-    for child, state in children(pid).items():
-        try:
-            cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline or state == "Z":
-            result[child] = state
-    return result
-
-
 @pytest.fixture
-def pool() -> Iterator[Pool]:
+def pool(others: set[int]) -> Iterator[Pool]:
     with Pool(2, timeout=2, memory_limit=512 * 1024**2) as instance:
         yield instance
-    assert workers() == {}, "workers or zombies left after close()"
+    assert set(workers()) <= others, "workers left after close()"
+    assert zombies() == [], "a worker was not reaped"
 
 
 def test_results_and_exceptions_come_back_as_they_are(pool: Pool) -> None:
@@ -81,7 +54,7 @@ def test_a_bad_call_fails_alone_and_its_worker_is_replaced(
     assert str(info.value) == message and isinstance(info.value, ResilientError)
     assert [f.result(30) for f in good + more] == [n * 2 for n in range(12)]
     assert pool.call(calls.double, 5) == 10
-    assert all(state != "Z" for state in workers().values()), "a dead worker was not reaped"
+    assert zombies() == [], "a dead worker was not reaped"
 
 
 def test_a_worker_killed_between_calls_is_never_handed_a_call(pool: Pool) -> None:
@@ -91,12 +64,11 @@ def test_a_worker_killed_between_calls_is_never_handed_a_call(pool: Pool) -> Non
     assert {pool.call(calls.double, n) for n in range(8)} == {n * 2 for n in range(8)}
 
 
-def test_a_call_lost_with_its_worker_is_reported_not_dropped(pool: Pool) -> None:
-    before = set(workers())
+def test_a_call_lost_with_its_worker_is_reported_not_dropped(pool: Pool, others: set[int]) -> None:
     lost = pool.submit(calls.sleep, 1.5)
-    wait_until(lambda: set(workers()) - before or workers(), 10, "a worker")
+    wait_until(lambda: set(workers()) - others, 10, "a worker")
     time.sleep(0.3)
-    for child in workers():
+    for child in set(workers()) - others:
         os.kill(child, signal.SIGKILL)
     with pytest.raises(Crashed, match=r"crashed \(signal 9\)"):
         lost.result(10)
@@ -143,29 +115,21 @@ def test_workers_die_within_two_seconds_of_a_sigkilled_parent(tmp_path: Path) ->
         holder.kill()
         holder.wait(10)
         started = time.monotonic()
-        wait_until(lambda: not any(_alive(p) for p in orphans), 5, "the workers to die")
+        wait_until(lambda: not any(alive(p) for p in orphans), 5, "the workers to die")
         assert time.monotonic() - started < 2.0
     finally:
         if holder.poll() is None:
             holder.kill()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def test_closing_for_exit_kills_a_hung_call_at_once() -> None:
+def test_closing_for_exit_kills_a_hung_call_at_once(others: set[int]) -> None:
     pool = Pool(1, timeout=600)
     hung = pool.submit(calls.sleep, 600)
-    wait_until(lambda: workers(), 10, "the worker to start")
+    wait_until(lambda: set(workers()) - others, 10, "the worker to start")
     time.sleep(0.3)
     started = time.monotonic()
     pool.close(kill=True)
     assert time.monotonic() - started < 5
     with pytest.raises(Crashed, match="signal 9"):
         hung.result(1)
-    assert workers() == {}
+    assert set(workers()) <= others and zombies() == []
