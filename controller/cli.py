@@ -300,6 +300,13 @@ def _print_report(ctx: Context, report: PassReport) -> None:
 )
 @click.option("--no-watch", is_flag=True, help="Do not watch local sources for changes.")
 @click.option(
+    "--http",
+    "http_listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve the dashboard, metrics and probes (as `controller serve`).",
+)
+@click.option(
     "--no-longpoll",
     is_flag=True,
     help="Do not long-poll Dropbox (when its webhook reaches `controller serve`).",
@@ -311,6 +318,7 @@ def run(
     poll: float | None,
     resync: float | None,
     no_watch: bool,
+    http_listen: str | None,
     no_longpoll: bool,
 ) -> None:
     """Run the control loop until SIGTERM or SIGINT.
@@ -338,6 +346,15 @@ def run(
             os._exit(128 + signum)
         daemon.request_stop()
 
+    http = None
+    if http_listen is not None:
+        from controller.web.app import build_app
+        from controller.web.serve import check_exposure, parse_listen, start_in_thread
+
+        host, port = parse_listen(http_listen)
+        check_exposure(host, settings.dashboard_token)
+        app = build_app(ctx.store, settings, triggers=daemon.triggers, metrics=daemon.metrics)
+        http, _ = start_in_thread(app, host, port)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     daemon.start()
@@ -345,9 +362,12 @@ def run(
         f"controller running: {settings.workers} workers, store "
         f"{ctx.store.engine.url.render_as_string(hide_password=True)}"
         + (f", Redis {_redact(settings.redis_url)}" if settings.redis_url else "")
+        + (f", http://{http_listen}/" if http_listen else "")
     )
     while not daemon.wait(1.0):
         pass
+    if http is not None:
+        http.should_exit = True
     clean = daemon.shutdown()
     err.print("controller stopped" + ("" if clean else " (some passes were still running)"))
 
@@ -403,6 +423,34 @@ def entries(ctx: Context, blog_id: str, as_json: bool) -> None:
         flags = ", ".join(f for f, on in (("draft", e.draft), ("deleted", e.deleted)) if on)
         table.add_row(e.date.date().isoformat(), e.title, e.path, ", ".join(e.tags), flags)
     out.print(table)
+
+
+# -- web -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Where to listen (default: CONTROLLER_HTTP_LISTEN, 127.0.0.1:8080).",
+)
+@pass_context
+def serve(ctx: Context, listen: str | None) -> None:
+    """Serve the dashboard, /metrics, /healthz, /readyz and /webhooks/dropbox.
+
+    The dashboard needs CONTROLLER_DASHBOARD_TOKEN (log in with it, or send it
+    as a bearer token); without one it is served on a loopback address only.
+    Its buttons record triggers: `controller run` does the work.
+    """
+    from controller.web.app import build_app
+    from controller.web.serve import check_exposure, parse_listen, server
+
+    host, port = parse_listen(listen or ctx.settings.http_listen)
+    check_exposure(host, ctx.settings.dashboard_token)
+    app = build_app(ctx.store, ctx.settings)
+    err.print(f"serving on http://{host}:{port}/")
+    server(app, host, port).run()
 
 
 # -- database ----------------------------------------------------------------------

@@ -9,6 +9,8 @@ counts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from reconcilers.core.machine import State
@@ -104,6 +106,11 @@ class Metrics:
             self.actions_total.labels(action=action)
         for state in State:
             self.files.labels(state=state.value)
+
+    def set_file_states(self, counts: Mapping[str, int]) -> None:
+        """``controller_files{state}`` from the store's counts (set at scrape time)."""
+        for state in State:
+            self.files.labels(state=state.value).set(counts.get(state.value, 0))
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format, as an HTTP endpoint serves it."""

@@ -222,6 +222,7 @@ class Reconciler:
             checkpoint=checkpoint,
         )
         executor.clear_staging()
+        self.store.take_retry_requests(blog_id)
         if full:
             executor.sweep()
             report.drifted = repair_drift(self.store, blog_id, executor)

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     #: Backoff after failed passes: full jitter between 0 and base * 2^n, capped.
     backoff_base: float = 1.0
     backoff_cap: float = 900.0
+    #: The dashboard's shared secret (login form or ``Authorization: Bearer``);
+    #: ``controller serve`` refuses a non-loopback address without it.
+    dashboard_token: str | None = Field(default=None, repr=False)
+    #: Where ``controller serve`` listens.
+    http_listen: str = "127.0.0.1:8080"
     #: Builds run in worker processes (0: one per CPU) with a timeout and a
     #: memory cap (bytes, RLIMIT_AS; 0: none). ``builders`` maps file suffixes
     #: to builder names (entry points ``controller.builders``), over the

@@ -4,13 +4,14 @@ reading a folder, waiting for a condition."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ def truncate_store(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         if conn.execute(text("SELECT to_regclass('blogs')")).scalar():
-            tables = "blogs, remote_nodes, synced_nodes, entries, history, leases, dropbox_accounts"
+            tables = (
+                "blogs, remote_nodes, synced_nodes, entries, history, leases,"
+                " dropbox_accounts, retry_requests"
+            )
             conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     engine.dispose()
 
@@ -99,3 +103,25 @@ class Cli:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, f"expected one line on stderr, got:\n{proc.stderr}"
         return lines[0]
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port, for real HTTP clients."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 10, "the server to start")
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

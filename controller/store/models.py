@@ -178,6 +178,19 @@ class DropboxAccount(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RetryRequest(Base):
+    """ "Retry" pressed for a failed file: a request the next pass consumes under its
+    lease (the dashboard holds no lease, so it never writes a file's row itself)."""
+
+    __tablename__ = "retry_requests"
+
+    blog_id: Mapped[str] = mapped_column(
+        ForeignKey("blogs.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class History(Base):
     """A bounded per-blog log of actions (trimmed after every pass)."""
 
@@ -207,3 +220,4 @@ ENTRIES = _table(Entry)
 HISTORY = _table(History)
 LEASES = _table(Lease)
 DROPBOX_ACCOUNTS = _table(DropboxAccount)
+RETRY_REQUESTS = _table(RetryRequest)

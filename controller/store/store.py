@@ -21,9 +21,18 @@ from controller.settings import Settings
 from controller.store import apply, entries, fencing, trees
 from controller.store.accounts import DropboxAccounts
 from controller.store.engine import ensure_schema, make_engine, upgrade
-from controller.store.models import BLOGS, ENTRIES, HISTORY, LEASES, REMOTE, SYNCED
+from controller.store.models import (
+    BLOGS,
+    ENTRIES,
+    HISTORY,
+    LEASES,
+    REMOTE,
+    RETRY_REQUESTS,
+    SYNCED,
+)
 from controller.store.records import BlogRecord, EntryRecord, HistoryRecord
 from controller.store.sql import in_subtree, now_utc, upsert, utc
+from controller.store.views import Views
 from reconcilers.core.machine import State
 from reconcilers.core.planner import SyncedNode as SyncedView
 from reconcilers.core.tree import Node
@@ -70,6 +79,7 @@ class Store:
         #: ran out must not write with the other's token.
         self._fences = threading.local()
         self.dropbox_accounts = DropboxAccounts(self.engine)
+        self.views = Views(self.engine)
         embedded = self.engine.dialect.name == "sqlite"
         try:
             ensure_schema(
@@ -172,7 +182,7 @@ class Store:
     def remove_blog(self, blog_id: str) -> None:
         self.get_blog(blog_id)
         with self.transaction() as conn:
-            for table in (SYNCED, HISTORY, REMOTE, ENTRIES, LEASES):
+            for table in (SYNCED, HISTORY, REMOTE, ENTRIES, LEASES, RETRY_REQUESTS):
                 conn.execute(delete(table).where(table.c.blog_id == blog_id))
             conn.execute(delete(BLOGS).where(BLOGS.c.id == blog_id))
 
@@ -265,6 +275,23 @@ class Store:
         if generation is None:
             raise UnknownBlog("no such blog (see `controller blog list`)", blog_id=blog_id)
         return int(generation)
+
+    def take_retry_requests(self, blog_id: str) -> list[str]:
+        """Make the requested failed files due now (fenced: the pass holds the lease)."""
+        s, q = SYNCED.c, RETRY_REQUESTS.c
+        with self._write(blog_id) as conn:
+            paths = list(conn.execute(select(q.path).where(q.blog_id == blog_id)).scalars())
+            if not paths:
+                return []
+            for path in paths:
+                conn.execute(
+                    update(SYNCED)
+                    .where(s.blog_id == blog_id, s.path == path, s.state == State.FAILED.value)
+                    .values(retry_at_ns=0, attempts=0, failed_hash=None)
+                )
+            conn.execute(delete(RETRY_REQUESTS).where(q.blog_id == blog_id, q.path.in_(paths)))
+            _unsettle(conn, blog_id)
+        return paths
 
     def due_blogs(self, now_ns: int) -> list[BlogRecord]:
         """Blogs with a trigger newer than their last pass, or whose next pass is due."""

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
+from support import served as serving
 
 from controller.dropbox.webhook import signature, webhook_app
 from controller.settings import Settings
@@ -40,17 +38,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Store]]:
         blogs_by_account=store.dropbox_accounts.blogs_by_account,
         fire=triggers.fire,
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", store
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as url:
+        yield url + "/", store
     triggers.close()
     store.close()
 

@@ -1,0 +1,1 @@
+"""``controller serve``: the dashboard, the Dropbox webhook, metrics and probes."""
