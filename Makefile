@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DIR := $(CURDIR)/.demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint types imports unit bench diagram clean compile
+.PHONY: demo test lint types imports unit bench diagram clean compile chromium screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed, found " + sys.version.split()[0]'
@@ -46,8 +46,18 @@ types: $(VENV)/.installed-dev
 imports: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
-unit: $(VENV)/.installed-dev compile
+unit: $(VENV)/.installed-dev compile chromium
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The browser test drives Debian's Chromium; install it when missing and root.
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null \
+		&& apt-get install -y -q chromium >/dev/null; }; }; } \
+		|| echo "chromium is not installed: the browser test will skip"
+
+screenshots: $(VENV)/.installed-dev compile chromium
+	CONTROLLER_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q -p no:xdist tests/web/test_browser.py
 
 test: lint types imports unit
 
