@@ -221,6 +221,7 @@ class Reconciler:
             builds=self.builds,
             checkpoint=checkpoint,
         )
+        checkpoint()
         executor.clear_staging()
         self.store.take_retry_requests(blog_id)
         if full:

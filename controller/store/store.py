@@ -279,10 +279,11 @@ class Store:
     def take_retry_requests(self, blog_id: str) -> list[str]:
         """Make the requested failed files due now (fenced: the pass holds the lease)."""
         s, q = SYNCED.c, RETRY_REQUESTS.c
+        with self.engine.connect() as conn:  # most passes find none: no write then
+            if conn.execute(select(q.path).where(q.blog_id == blog_id).limit(1)).first() is None:
+                return []
         with self._write(blog_id) as conn:
             paths = list(conn.execute(select(q.path).where(q.blog_id == blog_id)).scalars())
-            if not paths:
-                return []
             for path in paths:
                 conn.execute(
                     update(SYNCED)

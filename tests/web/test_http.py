@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from sqlalchemy import create_engine
-from support import served
+from support import Cli, controller_env, served
 
 from controller.reconcile import Reconciler
 from controller.settings import Settings
@@ -306,3 +306,12 @@ def test_unknown_blogs_and_files_are_404(site: Site) -> None:
     assert site.get("/blogs/nope", headers=BEARER).status_code == 404
     assert site.get("/blogs/sample/files/nope.md", headers=BEARER).status_code == 404
     assert site.post("/blogs/nope/reconcile", headers=BEARER).status_code == 404
+
+
+def test_controller_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    cli = Cli(controller_env(tmp_path))
+    message = cli.fails("serve", "--listen", "0.0.0.0:8080")
+    assert message == (
+        "error: refusing to serve the dashboard on 0.0.0.0 without CONTROLLER_DASHBOARD_TOKEN:"
+        " set a token, or listen on 127.0.0.1"
+    )
