@@ -19,6 +19,7 @@ from rich.table import Table
 
 from controller.cli_base import Context, err, out, pass_context, print_json
 from controller.cli_dropbox import dropbox_group
+from controller.cli_git import git_group
 from controller.cli_serve import run, serve
 from controller.errors import ConfigError, LeaseBusy
 from reconcilers.errors import ControllerError
@@ -68,7 +69,10 @@ def blog() -> None:
     "--source",
     "source",
     required=True,
-    help="Where the blog comes from: local:PATH or dropbox:/path/of/the/folder.",
+    help=(
+        "Where the blog comes from: local:PATH, dropbox:/path/of/the/folder,"
+        " or git:PATH_OR_URL[#BRANCH]."
+    ),
 )
 @click.option(
     "--folder",
@@ -132,6 +136,12 @@ def blog_add(
             app_key=app_key,
             app_secret=app_secret,
             account_id=account_id,
+        )
+    elif kind == "git":
+        from controller.git.connect import connect_blog as connect_git
+
+        record = connect_git(
+            ctx.settings, ctx.store, blog_id=blog_id, location=location, folder=str(target)
         )
     else:
         path = Path(location).expanduser().resolve()
@@ -344,6 +354,7 @@ def db_upgrade(ctx: Context) -> None:
 
 
 cli.add_command(dropbox_group)
+cli.add_command(git_group)
 cli.add_command(run)
 cli.add_command(serve)
 

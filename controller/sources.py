@@ -16,4 +16,8 @@ def open_source(blog: BlogRecord, store: Store, settings: Settings) -> Source:
         from controller.dropbox.connect import open_dropbox_source
 
         return open_dropbox_source(blog, store, settings)
+    if blog.source_kind == "git":
+        from controller.git.connect import open_git_source
+
+        return open_git_source(blog)
     raise SourceError(f"unknown source kind {blog.source_kind!r}", blog_id=blog.id)

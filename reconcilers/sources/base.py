@@ -66,6 +66,6 @@ def parse_source_spec(spec: str) -> tuple[str, str]:
     kind, sep, location = spec.partition(":")
     if not sep or not location:
         raise SourceError(f"source {spec!r} must look like KIND:LOCATION, e.g. local:/path")
-    if kind not in {"local", "dropbox"}:
-        raise SourceError(f"unknown source kind {kind!r} (supported: local, dropbox)")
+    if kind not in {"local", "dropbox", "git"}:
+        raise SourceError(f"unknown source kind {kind!r} (supported: local, dropbox, git)")
     return kind, location

@@ -1,0 +1,1 @@
+"""Around the git source: connecting blogs, mirrors of remote repositories, hooks."""
