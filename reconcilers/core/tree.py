@@ -138,6 +138,18 @@ def normalise_path(raw: str) -> str:
         raise InvalidPath(f"path has an invalid component: {exc.message}", path=raw) from None
 
 
+def key_or_problem(raw: str) -> tuple[str, str | None]:
+    """The key for a source's relative path, or a printable key and what is wrong.
+
+    For sources that report whole paths (Dropbox, git): a bad component makes
+    that one path a rejected row instead of an error for the whole listing.
+    """
+    try:
+        return "/".join(normalise_name(part) for part in raw.split("/")), None
+    except InvalidPath as exc:
+        return safe_key(raw), f"path has an invalid component: {exc.message}"
+
+
 def safe_key(raw: str) -> str:
     """A printable key for a path that failed :func:`normalise_path` (for error rows)."""
     return raw.replace("\x00", "\\x00")

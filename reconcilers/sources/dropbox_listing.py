@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from reconcilers.core.tree import Kind, Node, normalise_name, parent_of, safe_key
-from reconcilers.errors import InvalidPath
+from reconcilers.core.tree import Kind, Node, key_or_problem, parent_of
 from reconcilers.sources.base import Observation
 from reconcilers.sources.names import is_ignored_name
 
@@ -50,21 +49,13 @@ class Entry:
     downloadable: bool = True
 
 
-def _key(path_lower: str) -> tuple[str, str | None]:
-    """The key for a relative ``path_lower`` and the problem with it, if any."""
-    try:
-        return "/".join(normalise_name(part) for part in path_lower.split("/")), None
-    except InvalidPath as exc:
-        return safe_key(path_lower), f"path has an invalid component: {exc.message}"
-
-
 def _size(n: int) -> str:
     return f"{n / MiB:.3g} MB" if n >= MiB else f"{n} bytes"
 
 
 def to_node(entry: Entry, max_file_size: int) -> Node | None:
     """The node an entry describes; None for paths under an ignored folder."""
-    key, problem = _key(entry.path_lower)
+    key, problem = key_or_problem(entry.path_lower)
     names = entry.path_display.split("/")
     if any(is_ignored_name(name) for name in names[:-1]):
         return None
@@ -140,7 +131,7 @@ class Overlay:
     def apply(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
             if entry.tag == "deleted":
-                key, _ = _key(entry.path_lower)
+                key, _ = key_or_problem(entry.path_lower)
                 self._remove_subtree(key)
                 self._set(key, None)
                 continue

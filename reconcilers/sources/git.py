@@ -23,8 +23,8 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from reconcilers.core.tree import Kind, Node, normalise_name, safe_key
-from reconcilers.errors import FetchError, InvalidPath, SourceError, SourceGone
+from reconcilers.core.tree import Kind, Node, key_or_problem
+from reconcilers.errors import FetchError, SourceError, SourceGone
 from reconcilers.hashing import ContentHasher
 from reconcilers.sources.base import Observation, Sink
 from reconcilers.sources.names import is_ignored_name
@@ -129,7 +129,7 @@ class GitSource:
         for raw, entry in entries.items():
             if any(is_ignored_name(part) for part in raw.split("/")[:-1]):
                 continue  # inside an ignored folder: not even recorded
-            key, problem = _key(raw)
+            key, problem = key_or_problem(raw)
             if entry is None:
                 final[key] = None
                 continue
@@ -292,10 +292,3 @@ class GitSource:
             raise FetchError(
                 f"the bytes read are not blob {node.rev}", blog_id=self.blog_id, path=node.path
             )
-
-
-def _key(raw: str) -> tuple[str, str | None]:
-    try:
-        return "/".join(normalise_name(part) for part in raw.split("/")), None
-    except InvalidPath as exc:
-        return safe_key(raw), f"path has an invalid component: {exc.message}"
