@@ -35,7 +35,15 @@ from reconcilers.core.planner import classify, guard, plan
 from reconcilers.core.tree import Kind, Node, ancestors
 from reconcilers.errors import ControllerError
 from reconcilers.executor import Executor
-from reconcilers.outcomes import FetchFailed, Installed, Moved, Outcome
+from reconcilers.outcomes import (
+    BuildCrash,
+    BuildFailure,
+    FetchFailed,
+    Installed,
+    Moved,
+    Outcome,
+    Rebuilt,
+)
 from reconcilers.sources.base import Observation
 
 log = logging.getLogger(__name__)
@@ -283,16 +291,31 @@ class Reconciler:
         applied = Applied()
         for batch in executor.run(actions):
             applied.add(self.store.record(blog_id, batch, time.time_ns()))
+            self._count(batch)
             moved = [o.dst for o in batch if isinstance(o, Moved)]
             if moved:
                 rebuilt = self._rebuild(blog_id, executor, moved)
                 applied.add(self.store.record(blog_id, rebuilt, time.time_ns()))
+                self._count(rebuilt)
             done += sum(1 for o in batch if isinstance(o, Installed | FetchFailed))
             if progress is not None and total:
                 progress(min(done, total), total)
         totals.add(applied)
         if not applied.needs_validation:
             self.store.set_dirty(blog_id, False)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        """Bytes installed and builds that failed, once they are recorded."""
+        fetched = sum(o.stat.size for o in outcomes if isinstance(o, Installed))
+        if fetched:
+            self.metrics.bytes_fetched_total.inc(fetched)
+        failed = sum(
+            1
+            for o in outcomes
+            if isinstance(o, Installed | Rebuilt) and isinstance(o.entry, BuildFailure | BuildCrash)
+        )
+        if failed:
+            self.metrics.build_errors_total.inc(failed)
 
     def _rebuild(self, blog_id: str, executor: Executor, roots: list[str]) -> list[Outcome]:
         """Moved posts are rebuilt from their local copy: same bytes, new path.

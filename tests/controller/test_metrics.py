@@ -93,3 +93,35 @@ def test_render_shows_counted_values_in_the_text_format() -> None:
 def test_the_process_has_one_default_instance() -> None:
     assert isinstance(METRICS, Metrics)
     assert b"workqueue_depth" in METRICS.render()
+
+
+def test_a_pass_counts_the_bytes_it_installed_and_the_builds_that_failed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from controller.reconcile import Reconciler
+    from controller.settings import Settings
+    from controller.store import BlogRecord, Store
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good.md").write_text("Title: Good\n\nfine\n")
+    (src / "bad.md").write_text("foo: bar: baz\nxyz\n")
+    (src / "data.bin").write_bytes(b"\x00" * 1000)
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    store = Store(settings.effective_database_url, auto_upgrade=True)
+    store.add_blog(
+        BlogRecord(
+            id="b",
+            source_kind="local",
+            source_config={"location": str(src)},
+            folder=str(tmp_path / "blog"),
+        )
+    )
+    metrics = Metrics()
+    reconciler = Reconciler(store, settings, metrics=metrics)
+    try:
+        reconciler.reconcile("b")
+    finally:
+        reconciler.close()
+        store.close()
+    total = sum(p.stat().st_size for p in src.iterdir())
+    assert metrics.registry.get_sample_value("controller_bytes_fetched_total") == total
+    assert metrics.registry.get_sample_value("controller_build_errors_total") == 1
