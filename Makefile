@@ -49,19 +49,23 @@ imports: $(VENV)/.installed-dev
 unit: $(VENV)/.installed-dev compile chromium
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-# The browser test drives Debian's Chromium; install it when missing and root.
+# Debian packages the tests and benchmarks drive: installed when missing and root.
+apt_ensure = command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	&& { apt-get install -y -q $(1) >/dev/null 2>&1 || { apt-get update -q >/dev/null \
+	&& apt-get install -y -q $(1) >/dev/null; }; }; }
+
 chromium:
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null \
-		&& apt-get install -y -q chromium >/dev/null; }; }; } \
-		|| echo "chromium is not installed: the browser test will skip"
+	@$(call apt_ensure,chromium) || echo "chromium is not installed: the browser test will skip"
 
 screenshots: $(VENV)/.installed-dev compile chromium
 	CONTROLLER_SCREENSHOTS=$(CURDIR)/docs $(BIN)/pytest -q -p no:xdist tests/web/test_browser.py
 
 test: lint types imports unit
 
+# The peers come from the system packages.
 bench: $(VENV)/.installed-dev compile
+	@for tool in rsync rclone; do $(call apt_ensure,$$tool) \
+		|| echo "$$tool is not installed: its benchmark rows will be skipped"; done
 	$(BIN)/python -m bench
 
 diagram: $(VENV)/.installed
