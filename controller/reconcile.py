@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,33 @@ class PassReport:
             "passes": self.passes,
             "seconds": round(self.seconds, 6),
         }
+
+
+class _StoredTree(Mapping[str, Node]):
+    """The stored remote tree, read from the store only if the source asks.
+
+    A settled pass whose source reports nothing (a Dropbox ``continue`` with
+    no entries, a git head that did not move) then costs no O(n) load: the
+    tree is read on first use, before the first page that changes it is saved.
+    """
+
+    def __init__(self, load: Callable[[], dict[str, Node]]) -> None:
+        self._load = load
+        self._tree: dict[str, Node] | None = None
+
+    def _nodes(self) -> dict[str, Node]:
+        if self._tree is None:
+            self._tree = self._load()
+        return self._tree
+
+    def __getitem__(self, key: str) -> Node:
+        return self._nodes()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes())
+
+    def __len__(self) -> int:
+        return len(self._nodes())
 
 
 def _apply_observation(remote: dict[str, Node], observation: Observation) -> None:
@@ -243,19 +270,22 @@ class Reconciler:
         for _ in range(self.settings.max_rounds):
             checkpoint()
             report.passes += 1
-            known = self.store.load_remote(blog_id)
-            remote, observed = dict(known), False
+            known = _StoredTree(lambda: self.store.load_remote(blog_id))
+            pages: list[Observation] = []
             for page in source.changes(cursor, known):
                 if not page.empty or page.cursor != cursor:
                     self.store.save_observation(blog_id, page)
                     cursor = page.cursor
                 if not page.empty:
-                    _apply_observation(remote, page)
-                    observed = True
+                    pages.append(page)
                 checkpoint()
+            observed = bool(pages)
             now_ns = time.time_ns()
             if not observed and settled_until is not None and now_ns < settled_until:
                 break
+            remote = dict(known)
+            for page in pages:
+                _apply_observation(remote, page)
             synced = self.store.load_synced(blog_id)
             actions = plan(remote, synced, now_ns=now_ns)
             if not actions:

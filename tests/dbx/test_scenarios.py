@@ -284,9 +284,15 @@ def test_files_over_the_size_limit_are_rejected_with_a_clear_message(
     assert report.failures[0][1] == "file is 2000 bytes, over the 1000 bytes limit for Dropbox"
 
 
-def test_a_pass_with_nothing_new_is_one_continue_round_trip(dbx: DropboxBlog) -> None:
+def test_a_pass_with_nothing_new_is_one_continue_round_trip(
+    dbx: DropboxBlog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _populate(dbx)
     dbx.reconcile()
     before = Counter(dbx.fake.calls)
+    loads = []
+    real = dbx.store.load_remote
+    monkeypatch.setattr(dbx.store, "load_remote", lambda blog: loads.append(blog) or real(blog))
     dbx.reconcile()
     assert Counter(dbx.fake.calls) - before == Counter({"files/list_folder/continue": 1})
+    assert loads == [], "a settled no-op pass read the whole stored tree"
