@@ -97,16 +97,14 @@ def run(work: Path, folder_files: int, runs: int, base_files: int = 1_000) -> di
         inodes = _pin(blog_folder(data), old, work / "pins")
         run_, report = controller(env, "reconcile", "--blog", BLOG, "--json")
         require_converged(source, blog_folder(data), "controller")
-        wall.samples.append(run_.seconds)
-        wall.rss_mb.append(run_.rss_mb)
+        wall.add(run_)
         pass_s.samples.append(float(report["seconds"]))  # type: ignore[arg-type]
         moves.append(int(report["actions"]["move"]))  # type: ignore[index]
         copied.append(_bytes_copied(blog_folder(data), new, inodes))
         for peer in peers:
             inodes = _pin(peer.dest, old, work / "pins")
             out = peer_sync(peer)
-            peer.result.samples.append(out.seconds)
-            peer.result.rss_mb.append(out.rss_mb)
+            peer.result.add(out)
             peer.copied.append(_bytes_copied(peer.dest, new, inodes))
     shutil.rmtree(work / "pins", ignore_errors=True)
     return {

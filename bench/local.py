@@ -107,16 +107,14 @@ def initial_sync(tree: Tree, runs: int) -> dict[str, Result]:
         for key, builds in (("builds", True), ("no_builds", False)):
             data = tree.work / f"data-{key}-{i}"
             run = _sync_controller(tree, data, builds)
-            rows[key].samples.append(run.seconds)
-            rows[key].rss_mb.append(run.rss_mb)
+            rows[key].add(run)
             if last and builds:
                 tree.data = data
             else:
                 shutil.rmtree(data)
         target = tree.work / f"rsync-{i}"
         run = _sync_rsync(tree, target)
-        rows["rsync"].samples.append(run.seconds)
-        rows["rsync"].rss_mb.append(run.rss_mb)
+        rows["rsync"].add(run)
         if last:
             tree.rsync_copy = target
         else:
@@ -134,53 +132,39 @@ def converge(tree: Tree) -> None:
         _sync_rsync(tree, tree.rsync_copy)
 
 
-def noop_pass(tree: Tree, runs: int) -> dict[str, Result]:
-    """S2b: a pass with nothing to do (a stat walk) beside ``rsync -a`` with nothing to copy."""
+def _idle_passes(
+    tree: Tree, runs: int, *, what: str, flags: tuple[str, ...], peer: tuple[str, ...]
+) -> dict[str, Result]:
+    """A pass on a converged blog (nothing to do) beside a peer with nothing to copy."""
     converge(tree)
     assert tree.data is not None and tree.rsync_copy is not None
     env = controller_env(tree.data)
     rows = {
-        "controller": Result("controller reconcile (process)"),
+        "controller": Result(f"controller reconcile{''.join(' ' + f for f in flags)} (process)"),
         "in_process": Result("controller pass (in-process `seconds`)"),
-        "rsync": Result("rsync -a"),
+        "rsync": Result(f"rsync {' '.join(peer)}"),
     }
     for _ in range(runs):
-        run, report = controller(env, "reconcile", "--blog", BLOG, "--json")
-        _idle(report, "no-op reconcile")
-        rows["controller"].samples.append(run.seconds)
-        rows["controller"].rss_mb.append(run.rss_mb)
+        run, report = controller(env, "reconcile", "--blog", BLOG, *flags, "--json")
+        _idle(report, what)
+        rows["controller"].add(run)
         rows["in_process"].samples.append(float(report["seconds"]))  # type: ignore[arg-type]
-        run = rsync("-a", f"{tree.source}/", f"{tree.rsync_copy}/")
-        rows["rsync"].samples.append(run.seconds)
-        rows["rsync"].rss_mb.append(run.rss_mb)
-    require_converged(tree.source, blog_folder(tree.data), "controller no-op")
-    require_converged(tree.source, tree.rsync_copy, "rsync no-op")
+        rows["rsync"].add(rsync(*peer, f"{tree.source}/", f"{tree.rsync_copy}/"))
+    require_converged(tree.source, blog_folder(tree.data), f"controller {what}")
+    require_converged(tree.source, tree.rsync_copy, f"rsync {what}")
     return rows
+
+
+def noop_pass(tree: Tree, runs: int) -> dict[str, Result]:
+    """S2b: a pass with nothing to do (a stat walk) beside ``rsync -a`` with nothing to copy."""
+    return _idle_passes(tree, runs, what="no-op reconcile", flags=(), peer=("-a",))
 
 
 def full_validation(tree: Tree, runs: int) -> dict[str, Result]:
     """S3: ``reconcile --full`` (listing, folder scan, store) beside ``rsync -an --delete``."""
-    converge(tree)
-    assert tree.data is not None and tree.rsync_copy is not None
-    env = controller_env(tree.data)
-    rows = {
-        "controller": Result("controller reconcile --full (process)"),
-        "in_process": Result("controller pass (in-process `seconds`)"),
-        "rsync": Result("rsync -an --delete"),
-    }
-    for _ in range(runs):
-        run, report = controller(env, "reconcile", "--blog", BLOG, "--full", "--json")
-        _idle(report, "full validation")
-        if report.get("drifted"):
-            raise AssertionError(f"full validation found drift in a converged blog: {report}")
-        rows["controller"].samples.append(run.seconds)
-        rows["controller"].rss_mb.append(run.rss_mb)
-        rows["in_process"].samples.append(float(report["seconds"]))  # type: ignore[arg-type]
-        run = rsync("-an", "--delete", f"{tree.source}/", f"{tree.rsync_copy}/")
-        rows["rsync"].samples.append(run.seconds)
-        rows["rsync"].rss_mb.append(run.rss_mb)
-    require_converged(tree.source, blog_folder(tree.data), "controller --full")
-    return rows
+    return _idle_passes(
+        tree, runs, what="full validation", flags=("--full",), peer=("-an", "--delete")
+    )
 
 
 def run(work: Path, files: int, runs: int, noop_runs: int) -> Tree:

@@ -33,6 +33,11 @@ class Result:
     unit: str = "s"
     note: str = ""
 
+    def add(self, run: Run) -> None:
+        """One process run: its wall time and peak RSS."""
+        self.samples.append(run.seconds)
+        self.rss_mb.append(run.rss_mb)
+
     @property
     def median(self) -> float:
         return statistics.median(self.samples)

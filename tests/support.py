@@ -125,3 +125,26 @@ def served(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server a test starts as a process)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_answering(url: str, timeout: float, what: str, expect: str | None = None) -> None:
+    """Poll ``url`` until it answers 200 (and ``expect`` as its body, when given)."""
+    import requests
+
+    def answers() -> bool:
+        try:
+            answer = requests.get(url, timeout=1)
+        except requests.ConnectionError:
+            return False
+        return answer.status_code == 200 and (expect is None or answer.text == expect)
+
+    wait_until(answers, timeout, what)

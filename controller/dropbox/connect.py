@@ -20,7 +20,7 @@ from controller.store import Store
 from controller.store.accounts import DropboxAccountRecord
 from controller.store.records import BlogRecord
 from reconcilers.errors import SourceError
-from reconcilers.sources.dropbox import DropboxSource
+from reconcilers.sources.dropbox import DropboxSource, auth_reason
 
 _caches: dict[tuple[Any, ...], ClientCache] = {}
 _caches_lock = threading.Lock()
@@ -153,7 +153,7 @@ def _call(blog_id: str, doing: str, method: Any, *args: Any) -> Any:
         return method(*args)
     except dbx_errors.AuthError as exc:
         raise ConfigError(
-            f"Dropbox refused the token while {doing} ({_auth(exc)})",
+            f"Dropbox refused the token while {doing} ({auth_reason(exc)})",
             blog_id=blog_id,
         ) from None
     except dbx_errors.HttpError as exc:
@@ -177,12 +177,3 @@ def _lookup(exc: dbx_errors.ApiError) -> str:
         if lookup.is_restricted():
             return "access restricted"
     return "lookup failed"
-
-
-def _auth(exc: dbx_errors.AuthError) -> str:
-    error = exc.error
-    if error is not None and error.is_expired_access_token():
-        return "expired access token"
-    if error is not None and error.is_invalid_access_token():
-        return "invalid or revoked token"
-    return "not authorised"

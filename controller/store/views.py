@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 
@@ -66,25 +67,20 @@ class Views:
         return counts
 
     def files(self, blog_id: str) -> list[FileView]:
-        s, r = SYNCED.c, REMOTE.c
-        query = (
-            select(s.path, s.kind, s.state, s.error, r.display, s.size)
-            .select_from(SYNCED.outerjoin(REMOTE, (r.blog_id == s.blog_id) & (r.path == s.path)))
-            .where(s.blog_id == blog_id)
-            .order_by(s.path)
-        )
-        with self.engine.connect() as conn:
-            return [FileView(*row) for row in conn.execute(query)]
+        return self._files(SYNCED.c.blog_id == blog_id)
 
     def file(self, blog_id: str, path: str) -> FileView | None:
-        return next((f for f in self._one(blog_id, path)), None)
+        found = self._files(SYNCED.c.blog_id == blog_id, SYNCED.c.path == path)
+        return found[0] if found else None
 
-    def _one(self, blog_id: str, path: str) -> list[FileView]:
+    def _files(self, *where: Any) -> list[FileView]:
+        """Synced rows with the source's display name, in path order."""
         s, r = SYNCED.c, REMOTE.c
         query = (
             select(s.path, s.kind, s.state, s.error, r.display, s.size)
             .select_from(SYNCED.outerjoin(REMOTE, (r.blog_id == s.blog_id) & (r.path == s.path)))
-            .where(s.blog_id == blog_id, s.path == path)
+            .where(*where)
+            .order_by(s.path)
         )
         with self.engine.connect() as conn:
             return [FileView(*row) for row in conn.execute(query)]

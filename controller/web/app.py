@@ -197,13 +197,10 @@ class Web:
         )
 
     async def file(self, request: Request) -> Response:
-        if (denied := self._denied(request)) is not None:
-            return denied
-        found = await self._find(request)
+        found = await self._file_and_entry(request)
         if isinstance(found, Response):
             return found
-        blog, file = found
-        entry = await run_in_threadpool(self.store.views.entry, blog.id, file.path)
+        blog, file, entry = found
         return _page(
             "file.html",
             blog=blog,
@@ -215,6 +212,17 @@ class Web:
         )
 
     async def preview(self, request: Request) -> Response:
+        found = await self._file_and_entry(request)
+        if isinstance(found, Response):
+            return found
+        _, _, entry = found
+        if entry is None:
+            return PlainTextResponse("no entry for this file\n", status_code=404)
+        body = f'<!doctype html><meta charset="utf-8"><body>{entry.html}</body>'
+        return HTMLResponse(body, headers=PREVIEW_HEADERS)
+
+    async def _file_and_entry(self, request: Request) -> Any:
+        """(blog, file, entry or None) of a file page, or the response that refuses it."""
         if (denied := self._denied(request)) is not None:
             return denied
         found = await self._find(request)
@@ -222,10 +230,7 @@ class Web:
             return found
         blog, file = found
         entry = await run_in_threadpool(self.store.views.entry, blog.id, file.path)
-        if entry is None:
-            return PlainTextResponse("no entry for this file\n", status_code=404)
-        body = f'<!doctype html><meta charset="utf-8"><body>{entry.html}</body>'
-        return HTMLResponse(body, headers=PREVIEW_HEADERS)
+        return blog, file, entry
 
     async def _find(self, request: Request) -> Any:
         blog_id, key = request.path_params["blog"], _key(request.path_params["path"])

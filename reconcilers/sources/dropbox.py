@@ -315,7 +315,7 @@ class DropboxSource:
                 self._pause(failures)
             except dbx_errors.AuthError as exc:
                 raise SourceError(
-                    f"Dropbox refused the credentials ({_auth_reason(exc)}); connect the blog"
+                    f"Dropbox refused the credentials ({auth_reason(exc)}); connect the blog"
                     " again with `controller dropbox authorize` or `blog add --refresh-token`",
                     blog_id=self.blog_id,
                 ) from None
@@ -347,7 +347,8 @@ def _not_found(exc: dbx_errors.ApiError) -> bool:
     return bool(lookup.is_not_found() or lookup.is_not_folder())
 
 
-def _auth_reason(exc: dbx_errors.AuthError) -> str:
+def auth_reason(exc: dbx_errors.AuthError) -> str:
+    """Why Dropbox refused a token, in words (never the token)."""
     error = exc.error
     if error is not None and error.is_expired_access_token():
         return "the access token expired and cannot be refreshed"

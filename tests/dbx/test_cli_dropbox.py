@@ -8,7 +8,6 @@ variables (set for the whole test run by the conftest) and trust it through
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import certifi
 import pytest
 import requests
 from dbx_blog import APP_KEY, APP_SECRET, ROOT
-from support import CONTROLLER, Cli, controller_env, tree, wait_until
+from support import CONTROLLER, Cli, controller_env, free_port, tree, wait_answering, wait_until
 
 from controller.dropbox.webhook import signature
 
@@ -173,9 +172,7 @@ def test_the_webhook_command_serves_the_app_that_triggers_blogs(
 ) -> None:
     _, account, refresh = connected
     cli.run("blog", "add", "b", "--source", SPEC, "--refresh-token", refresh)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [str(CONTROLLER), "dropbox", "webhook", "--listen", f"127.0.0.1:{port}"],
         env=cli.env,
@@ -185,14 +182,7 @@ def test_the_webhook_command_serves_the_app_that_triggers_blogs(
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-
-        def answers() -> bool:
-            try:
-                return requests.get(url, params={"challenge": "c"}, timeout=1).text == "c"
-            except requests.ConnectionError:
-                return False
-
-        wait_until(answers, 30, "the webhook to answer")
+        wait_answering(url + "?challenge=c", 30, "the webhook to answer", expect="c")
         body = json.dumps({"list_folder": {"accounts": [account]}}).encode()
         signed = {"X-Dropbox-Signature": signature(APP_SECRET, body)}
         assert requests.post(url, data=body, headers=signed, timeout=5).status_code == 200

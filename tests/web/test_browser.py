@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import CONTROLLER, Cli, controller_env, wait_until
+from support import CONTROLLER, Cli, controller_env, free_port, wait_answering, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-t0ken"
@@ -57,11 +57,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     (src / "posts").mkdir(parents=True)
     (src / "posts" / "hello.md").write_text("Title: Hello\n\nA fine post.\n")
     (src / "posts" / "foo.md").write_text(BAD_POST)
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cli = Cli(
         controller_env(
             tmp_path,
@@ -80,15 +76,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        import requests
-
-        def ready() -> bool:
-            try:
-                return requests.get(url + "/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(ready, 60, "the daemon's HTTP server")
+        wait_answering(url + "/healthz", 60, "the daemon's HTTP server")
         yield url, src
     finally:
         proc.terminate()
