@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from controller.errors import LeaseBackendError, LeaseBusy, LeaseLost, PassStopped, UnknownBlog
 from controller.leases import open_leases
 from controller.metrics import METRICS, Metrics
+from controller.pool.builds import PoolBuilds
 from controller.reconcile import Reconciler
 from controller.schedule import PassPolicy
 from controller.settings import Settings
@@ -66,6 +67,7 @@ class Daemon:
             store, settings, self.leases, policy=self.policy, metrics=metrics
         )
         self.triggers = Triggers(store, settings)
+        self.triggers.on_fire(self.queue.add)
         self.watcher = Watcher(self._fire) if watch else None
         self.stopping = threading.Event()
         self._wake = threading.Event()
@@ -82,6 +84,8 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        if isinstance(self.reconciler.builds, PoolBuilds):
+            self.reconciler.builds.pool.warm()
         if self.watcher is not None:
             self.watcher.start()
         self.triggers.listen(self._woken)
@@ -152,7 +156,6 @@ class Daemon:
     def _fire(self, blog_id: str) -> None:
         """A watched source changed: record the trigger durably, then run it here."""
         self.triggers.fire(blog_id)
-        self.queue.add(blog_id)
 
     def _woken(self, blog_id: str) -> None:
         self.queue.add(blog_id)

@@ -3,7 +3,9 @@
 ``fire`` bumps the blog's generation in the store (durable: a daemon that is
 down, busy or restarting still sees it) and then, with Redis configured,
 publishes the blog id so every replica wakes at once instead of at its next
-poll. A failed publish loses nothing but those seconds.
+poll. A failed publish loses nothing but those seconds. A daemon in this
+process (``controller run --http`` serving the webhook and the dashboard)
+is woken directly, Redis or not.
 """
 
 from __future__ import annotations
@@ -31,9 +33,16 @@ class Triggers:
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
         self._publisher: redis.Redis | None = None
+        self._local: list[Callable[[str], None]] = []
+
+    def on_fire(self, wake: Callable[[str], None]) -> None:
+        """Also call ``wake(blog_id)`` after every trigger fired through this object."""
+        self._local.append(wake)
 
     def fire(self, blog_id: str) -> int:
         generation = self.store.trigger(blog_id)
+        for wake in self._local:
+            wake(blog_id)
         if self.redis_url:
             from redis.exceptions import RedisError
 

@@ -268,6 +268,23 @@ def test_a_durable_trigger_causes_a_pass(make_daemon, blogs: Blogs) -> None:
     assert successes(metrics) == 2
 
 
+def test_a_trigger_fired_in_this_process_runs_at_once_not_at_the_next_poll(
+    make_daemon, blogs: Blogs
+) -> None:
+    # The webhook and the dashboard's retry fire through daemon.triggers in
+    # `controller run --http`; without Redis they must not wait for a poll.
+    src, folder = blogs.add("a")
+    daemon, _ = make_daemon(poll_interval=60.0)
+    daemon.start()
+    wait_until(lambda: blogs.get("a").last_pass_result == "ok", what="the first pass")
+    (src / "pages" / "contact.html").write_text("<h1>Contact</h1>\n")
+
+    generation = daemon.triggers.fire("a")
+
+    wait_until(lambda: blogs.get("a").pass_generation == generation, 5, "the triggered pass")
+    assert (folder / "pages" / "contact.html").read_text() == "<h1>Contact</h1>\n"
+
+
 def test_a_trigger_during_a_pass_runs_the_blog_again_right_after(
     make_daemon, blogs: Blogs, gate: Gate
 ) -> None:
