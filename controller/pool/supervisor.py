@@ -108,7 +108,7 @@ class Pool:
         self._slots: list[threading.Thread] = []
         self._live: set[_Worker] = set()
 
-    def _start(self) -> None:
+    def _start(self, *, eager: bool = False) -> None:
         """Slots start with the first call: a pool nobody uses costs nothing."""
         with self._lock:
             if self._closed:
@@ -116,9 +116,19 @@ class Pool:
             if self._slots:
                 return
             for n in range(self.size):
-                slot = threading.Thread(target=self._serve, name=f"pool-slot-{n}", daemon=True)
+                slot = threading.Thread(
+                    target=self._serve, args=(eager,), name=f"pool-slot-{n}", daemon=True
+                )
                 slot.start()
                 self._slots.append(slot)
+
+    def warm(self) -> None:
+        """Start every worker now, so the first calls do not wait for a process start.
+
+        A daemon wants this: without it the first build after an edit pays
+        about a second of interpreter start and imports.
+        """
+        self._start(eager=True)
 
     def submit(
         self, function: Any, *args: Any, timeout: float | None = None, **kwargs: Any
@@ -161,9 +171,12 @@ class Pool:
 
     # -- one slot ------------------------------------------------------------------
 
-    def _serve(self) -> None:
+    def _serve(self, eager: bool) -> None:
         current: _Worker | None = None
         try:
+            if eager:
+                with contextlib.suppress(Exception):  # the first call reports a failed start
+                    current = self._spawn()
             while True:
                 call = self._calls.get()
                 if call is None:

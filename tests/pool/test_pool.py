@@ -133,3 +133,14 @@ def test_closing_for_exit_kills_a_hung_call_at_once(others: set[int]) -> None:
     with pytest.raises(Crashed, match="signal 9"):
         hung.result(1)
     assert set(workers()) <= others and zombies() == []
+
+
+def test_a_warmed_pool_starts_every_worker_before_its_first_call(others: set[int]) -> None:
+    with Pool(2) as pool:
+        assert set(workers()) <= others, "a pool nobody used should start no worker"
+        pool.warm()
+        wait_until(lambda: len(set(workers()) - others) == 2, 20, "both workers to start")
+        started = set(workers()) - others
+        assert pool.call(calls.double, 21) == 42
+        assert set(workers()) - others == started, "the call should use a warmed worker"
+    assert set(workers()) <= others and zombies() == []
