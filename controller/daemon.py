@@ -80,6 +80,9 @@ class Daemon:
         #: write the blog's row.
         self._not_before: dict[str, float] = {}
         self._backend_failures: dict[str, int] = {}
+        #: Blog -> paths its watch reported since its last pass began (None: walk).
+        self._hints: dict[str, frozenset[str] | None] = {}
+        self._hints_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -153,9 +156,25 @@ class Daemon:
             self.longpolls = LongPolls(self.store, self.settings, self._fire, self.stopping)
         self.longpolls.follow(self.store.dropbox_accounts.blogs_by_account())
 
-    def _fire(self, blog_id: str) -> None:
-        """A watched source changed: record the trigger durably, then run it here."""
+    def _fire(self, blog_id: str, paths: frozenset[str] | None = None) -> None:
+        """A watched source changed: note what, record the trigger durably, run it here."""
+        with self._hints_lock:
+            known = self._hints.get(blog_id, frozenset())
+            self._hints[blog_id] = None if paths is None or known is None else known | paths
         self.triggers.fire(blog_id)
+
+    def _take_paths(self, blog: BlogRecord, now_ns: int) -> frozenset[str] | None:
+        """The watched paths to re-observe alone, if only a watch made ``blog`` due.
+
+        A blog due for its periodic pass, a retry or validation gets a whole
+        pass; so does one whose watch saw too much. Taken paths are gone:
+        should the pass fail, the next one walks.
+        """
+        with self._hints_lock:
+            paths = self._hints.pop(blog.id, None)
+        if not paths or blog.next_pass_at_ns is None or blog.next_pass_at_ns <= now_ns:
+            return None
+        return paths
 
     def _woken(self, blog_id: str) -> None:
         self.queue.add(blog_id)
@@ -182,11 +201,13 @@ class Daemon:
         except UnknownBlog:
             self.queue.forget(blog_id)
             return
-        if not is_due(blog, time.time_ns()) or self.stopping.is_set():
+        now_ns = time.time_ns()
+        if not is_due(blog, now_ns) or self.stopping.is_set():
             return
         full = self.policy.wants_full(blog, now_utc())
+        paths = self._take_paths(blog, now_ns)
         try:
-            self.reconciler.reconcile(blog_id, full=full, stop=self.stopping.is_set)
+            self.reconciler.reconcile(blog_id, full=full, stop=self.stopping.is_set, paths=paths)
         except LeaseBusy:
             # Another process runs it; the trigger stays recorded, so look again later.
             self.queue.add_after(blog_id, self.settings.poll_interval)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from controller.sources import open_source
 from controller.store import BlogRecord, Store
 from controller.store.apply import Applied
 from controller.store.sql import now_utc
+from controller.store.trees import Region
 from reconcilers.build import builders
 from reconcilers.build.jobs import BuildRunner
 from reconcilers.core.machine import State
@@ -44,7 +45,7 @@ from reconcilers.outcomes import (
     Outcome,
     Rebuilt,
 )
-from reconcilers.sources.base import Observation
+from reconcilers.sources.base import Observation, Source, Watchable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class PassReport:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     drifted: int = 0
+    #: The pass re-observed only watched paths (no walk, no whole-tree load).
+    scoped: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -152,11 +155,16 @@ class Reconciler:
         progress: Progress | None = None,
         wait: float = 0.0,
         stop: Callable[[], bool] | None = None,
+        paths: Collection[str] | None = None,
     ) -> PassReport:
         """One pass over ``blog_id``: waits up to ``wait`` s for its lease (LeaseBusy after).
 
         ``stop`` is asked at every checkpoint; when it says so the pass ends
-        there (``PassStopped``), as safely as after a crash.
+        there (``PassStopped``), as safely as after a crash. ``paths`` (a
+        watch's report of what changed) lets a source that can re-observe
+        them alone skip its walk; the pass falls back to a whole one whenever
+        the source cannot answer for them, the blog needs validation, or
+        ``full`` is asked.
         """
         with self.leases.hold(blog_id, wait) as lease:
 
@@ -165,10 +173,15 @@ class Reconciler:
                 if stop is not None and stop():
                     raise PassStopped("the pass stopped for shutdown", blog_id=blog_id)
 
-            return self._pass(blog_id, full, progress, checkpoint)
+            return self._pass(blog_id, full, progress, checkpoint, paths)
 
     def _pass(
-        self, blog_id: str, full: bool, progress: Progress | None, checkpoint: Callable[[], None]
+        self,
+        blog_id: str,
+        full: bool,
+        progress: Progress | None,
+        checkpoint: Callable[[], None],
+        paths: Collection[str] | None = None,
     ) -> PassReport:
         blog = self.store.get_blog(blog_id)
         started = time.monotonic()
@@ -176,7 +189,7 @@ class Reconciler:
         report = PassReport(blog=blog.id, folder=blog.folder)
         error: ControllerError | None = None
         try:
-            self._run(blog, full, report, progress, checkpoint)
+            self._run(blog, full, report, progress, checkpoint, None if full else paths)
         except LeaseLost:
             self.metrics.reconcile_total.labels(result="error").inc()
             self.metrics.reconcile_errors_total.inc()
@@ -193,6 +206,7 @@ class Reconciler:
                 "blog": blog.id,
                 "result": "ok" if error is None else "error",
                 "seconds": report.seconds,
+                "scoped": report.scoped,
                 **report.actions,
             },
         )
@@ -208,6 +222,9 @@ class Reconciler:
         if isinstance(error, PassStopped):
             # Neither a failure nor done: due again at once, for whoever runs next.
             result, generation, failures, next_ns = "stopped", None, blog.failures, now_ns
+        elif error is None and report.scoped and blog.next_pass_at_ns is not None:
+            # A watched edit does not stand for the periodic walk: keep its time.
+            result, failures, next_ns = "ok", 0, blog.next_pass_at_ns
         elif error is None:
             result, failures = "ok", 0
             settled = self.store.get_blog(blog.id).settled_until_ns
@@ -243,6 +260,7 @@ class Reconciler:
         report: PassReport,
         progress: Progress | None,
         checkpoint: Callable[[], None],
+        paths: Collection[str] | None = None,
     ) -> None:
         blog_id, folder = blog.id, Path(blog.folder)
         source = open_source(blog, self.store, self.settings)
@@ -262,11 +280,70 @@ class Reconciler:
         if full:
             executor.sweep()
             report.drifted = repair_drift(self.store, blog_id, executor)
+        totals = Applied()
+        if paths and isinstance(source, Watchable):
+            report.scoped = self._scoped(
+                blog_id, source, executor, paths, totals, report, progress, checkpoint
+            )
+        if not report.scoped:
+            self._rounds(blog, full, source, executor, totals, report, progress, checkpoint)
+        report.actions = {"set": totals.set, "move": totals.move, "drop": totals.drop}
+        report.errors = totals.errors
+        report.failures = totals.failures
+
+    def _scoped(
+        self,
+        blog_id: str,
+        source: Watchable,
+        executor: Executor,
+        paths: Collection[str],
+        totals: Applied,
+        report: PassReport,
+        progress: Progress | None,
+        checkpoint: Callable[[], None],
+    ) -> bool:
+        """Rounds over the region of ``paths`` alone; False when the source needs a walk.
+
+        The plan sees the same paths in both trees (the region), so it is the
+        whole-tree plan restricted to them: nothing outside is touched.
+        """
+        region = Region.around(paths)
+        last: Plan | None = None
+        for _ in range(self.settings.max_rounds):
+            checkpoint()
+            report.passes += 1
+            known = self.store.load_remote(blog_id, region)
+            page = source.changes_at(paths, known)
+            if page is None:
+                return False
+            if not page.empty:
+                self.store.save_observation(blog_id, page)
+            remote = dict(known)
+            _apply_observation(remote, page)
+            actions = plan(remote, self.store.load_synced(blog_id, region), now_ns=time.time_ns())
+            if not actions or (page.empty and actions == last):
+                break
+            last = actions
+            self._execute(blog_id, executor, actions, totals, progress)
+        return True
+
+    def _rounds(
+        self,
+        blog: BlogRecord,
+        full: bool,
+        source: Source,
+        executor: Executor,
+        totals: Applied,
+        report: PassReport,
+        progress: Progress | None,
+        checkpoint: Callable[[], None],
+    ) -> None:
+        """Observe -> plan -> execute over the whole trees until the source is quiet."""
+        blog_id = blog.id
         # Full validation also lists the source in full (Dropbox: no continue).
         cursor = None if full else blog.cursor
         settled_until = None if full else blog.settled_until_ns
         last: Plan | None = None
-        totals = Applied()
         for _ in range(self.settings.max_rounds):
             checkpoint()
             report.passes += 1
@@ -303,9 +380,6 @@ class Reconciler:
             last = actions
             settled_until = None
             self._execute(blog_id, executor, actions, totals, progress)
-        report.actions = {"set": totals.set, "move": totals.move, "drop": totals.drop}
-        report.errors = totals.errors
-        report.failures = totals.failures
 
     def _execute(
         self,

@@ -2,12 +2,16 @@
 
 watchdog (inotify on Linux) reports every event; a burst (an editor's save,
 a git checkout) becomes one trigger per blog per ``COALESCE_S``, so the store
-sees a handful of generation bumps, not thousands.
+sees a handful of generation bumps, not thousands. Each trigger carries the
+paths that changed (relative to the source), so the pass can re-observe just
+those; a burst of more than ``MAX_PATHS``, an event on the source folder
+itself or a path outside it carries None instead: walk everything.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,30 +21,53 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from controller.store import BlogRecord
+from reconcilers.sources.names import is_ignored_name
 
 log = logging.getLogger(__name__)
 
 COALESCE_S = 0.1
+MAX_PATHS = 256
+
+#: A folder's own "modified" event only says its entries changed; they have
+#: events of their own.
+_NOT_CHANGES = ("opened", "closed_no_write")
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, blog_id: str, changed: Callable[[str], None]) -> None:
+    def __init__(self, blog_id: str, root: str, changed: Callable[[str, str | None], None]) -> None:
         self.blog_id = blog_id
+        self.root = os.path.abspath(root)
         self.changed = changed
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in ("opened", "closed_no_write"):
-            self.changed(self.blog_id)
+        if event.event_type in _NOT_CHANGES:
+            return
+        if event.is_directory and event.event_type == "modified":
+            return
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if raw:
+                self.changed(self.blog_id, self._relative(os.fsdecode(raw)))
+
+    def _relative(self, path: str) -> str | None:
+        """The path inside the source, or None for the source itself or outside it."""
+        rel = os.path.relpath(os.path.abspath(path), self.root)
+        if rel == "." or rel.startswith(".."):
+            return None
+        parts = rel.split(os.sep)
+        if any(is_ignored_name(p) for p in parts[:-1]):
+            return ""  # inside a folder the blog ignores: nothing to observe
+        return "/".join(parts)
 
 
 class Watcher:
     """Keeps one recursive watch per local source; calls ``fire(blog_id)`` on change."""
 
-    def __init__(self, fire: Callable[[str], None]) -> None:
+    def __init__(self, fire: Callable[[str, frozenset[str] | None], None]) -> None:
         self.fire = fire
         self._observer = Observer()
         self._watches: dict[str, tuple[str, ObservedWatch]] = {}
-        self._pending: set[str] = set()
+        #: Blog -> changed paths since the last flush (None: too many, or unknown).
+        self._pending: dict[str, set[str] | None] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="watch-flush", daemon=True)
@@ -65,7 +92,7 @@ class Watcher:
                 continue
             try:
                 watch = self._observer.schedule(
-                    _Handler(blog_id, self._changed), root, recursive=True
+                    _Handler(blog_id, root, self._changed), root, recursive=True
                 )
             except OSError as exc:
                 log.warning("cannot watch the source", extra={"blog": blog_id, "error": str(exc)})
@@ -75,17 +102,28 @@ class Watcher:
     def watching(self) -> frozenset[str]:
         return frozenset(self._watches)
 
-    def _changed(self, blog_id: str) -> None:
+    def _changed(self, blog_id: str, path: str | None) -> None:
         with self._lock:
-            self._pending.add(blog_id)
+            if path == "":
+                self._pending.setdefault(blog_id, set())
+                return
+            paths = self._pending.setdefault(blog_id, set())
+            if paths is None:
+                return
+            if path is None or len(paths) >= MAX_PATHS:
+                self._pending[blog_id] = None
+            else:
+                paths.add(path)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(COALESCE_S):
             with self._lock:
-                pending, self._pending = self._pending, set()
-            for blog_id in sorted(pending):
+                pending, self._pending = self._pending, {}
+            for blog_id, paths in sorted(pending.items()):
+                if paths is not None and not paths:
+                    continue  # only ignored names changed
                 try:
-                    self.fire(blog_id)
+                    self.fire(blog_id, None if paths is None else frozenset(paths))
                 except Exception:  # a trigger lost here is caught by the next poll/resync
                     log.exception("watch trigger failed", extra={"blog": blog_id})
 

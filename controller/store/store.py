@@ -311,9 +311,9 @@ class Store:
 
     # -- trees ---------------------------------------------------------------
 
-    def load_remote(self, blog_id: str) -> dict[str, Node]:
+    def load_remote(self, blog_id: str, region: trees.Region | None = None) -> dict[str, Node]:
         with self.engine.connect() as conn:
-            return trees.load_remote(conn, blog_id)
+            return trees.load_remote(conn, blog_id, region)
 
     def save_observation(self, blog_id: str, observation: Observation) -> None:
         with self._write(blog_id) as conn:
@@ -321,9 +321,11 @@ class Store:
             if not observation.empty:
                 _unsettle(conn, blog_id)
 
-    def load_synced(self, blog_id: str) -> dict[str, SyncedView]:
+    def load_synced(
+        self, blog_id: str, region: trees.Region | None = None
+    ) -> dict[str, SyncedView]:
         with self.engine.connect() as conn:
-            return trees.load_synced(conn, blog_id)
+            return trees.load_synced(conn, blog_id, region)
 
     def state_of(self, blog_id: str, path: str) -> State | None:
         """One path's state in the synced tree (None when it has no row)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from reconcilers.core.tree import Node
 from reconcilers.errors import SourceError
@@ -59,6 +59,18 @@ class Source(Protocol):
     def fetch(self, node: Node, into: Sink) -> None: ...
 
     def describe(self) -> str: ...
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """A source that can re-observe a few paths alone (a watched local folder).
+
+    ``changes_at`` answers for ``paths`` and what lies under them, given the
+    stored nodes at, under and above them; None when only a whole listing can
+    answer.
+    """
+
+    def changes_at(self, paths: Iterable[str], known: Mapping[str, Node]) -> Observation | None: ...
 
 
 def parse_source_spec(spec: str) -> tuple[str, str]:

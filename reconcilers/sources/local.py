@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from reconcilers.core.tree import Kind, Node, normalise_name, safe_key
+from reconcilers.core.tree import Kind, Node, normalise_name, normalise_path, safe_key
 from reconcilers.errors import FetchError, InvalidPath, SourceError, SourceGone
 from reconcilers.hashing import hash_file
 from reconcilers.sources.base import Observation, Sink
 from reconcilers.sources.names import is_ignored_name
 
 CHUNK = 1024 * 1024
+
+
+def _normal_or_none(name: str) -> str | None:
+    try:
+        return normalise_name(name)
+    except InvalidPath:
+        return None
 
 
 def _stat_rev(st: os.stat_result) -> str:
@@ -60,6 +67,84 @@ class LocalSource:
         )
         deletes = tuple(p for p in known if p not in current)
         yield Observation(upserts=upserts, deletes=deletes, cursor=None)
+
+    def changes_at(self, paths: Iterable[str], known: Mapping[str, Node]) -> Observation | None:
+        """Re-observe only ``paths`` and what lies under them (a watched folder's edit).
+
+        ``known`` must hold exactly the stored nodes at, under and above those
+        paths (a store ``Region``). None when only a walk of the whole folder
+        can tell: a name not in normal form or sharing its normal form with a
+        sibling, a symlink, a folder above that is gone.
+        """
+        if not self.root.is_dir():
+            raise SourceGone(f"source folder {self.root} does not exist", blog_id=self.blog_id)
+        self._raw = {}
+        wanted = set(paths)
+        current: dict[str, Node] = {}
+        above: set[str] = set()
+        for path in sorted(wanted):
+            parts = path.split("/")
+            above.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            if not self._observe_one(path, parts, known, current):
+                return None
+        # Folders above stay as they are; one that is gone must have its own event.
+        standing = {p for p in above - current.keys() if os.path.isdir(self._on_disk(p))}
+        if any(p not in wanted for p in above - current.keys() - standing):
+            return None
+        if any((node := known.get(p)) is None or node.kind is not Kind.DIR for p in standing):
+            return None  # a folder above that the store does not know as one: walk
+        upserts = tuple(
+            n for p, n in current.items() if (old := known.get(p)) is not n and old != n
+        )
+        deletes = tuple(p for p in known if p not in current and p not in standing)
+        return Observation(upserts=upserts, deletes=deletes, cursor=None)
+
+    def _on_disk(self, path: str) -> str:
+        return os.path.join(self._root, *path.split("/"))
+
+    def _observe_one(
+        self, path: str, parts: list[str], known: Mapping[str, Node], out: dict[str, Node]
+    ) -> bool:
+        """Observe ``path`` into ``out``; False when it needs a whole walk."""
+        if path in out:
+            return True  # under a folder observed already
+        try:
+            if normalise_path(path) != path:
+                return False
+        except InvalidPath:
+            return False
+        full = self._on_disk(path)
+        try:
+            siblings = os.listdir(os.path.dirname(full))
+        except FileNotFoundError:
+            return True  # its folder is gone too: a delete (the folder's own event says so)
+        except OSError:
+            return False
+        name = parts[-1]
+        if sum(1 for s in siblings if _normal_or_none(s) == name) > 1:
+            return False
+        if name not in siblings:
+            return True  # gone: the caller turns what ``known`` holds here into deletes
+        if is_ignored_name(name):
+            out[path] = Node(path, Kind.DIR if os.path.isdir(full) else Kind.FILE, ignored=True)
+            return True
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            out[path] = Node(path, Kind.FILE, problem=f"cannot stat: {exc.strerror}")
+            return True
+        if stat.S_ISLNK(st.st_mode):
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            out[path] = Node(path, Kind.DIR)
+            self._walk(full, path, path, known, out)
+        elif stat.S_ISREG(st.st_mode):
+            out[path] = self._file_node(full, path, st, known.get(path))
+        else:
+            out[path] = Node(path, Kind.FILE, ignored=True)
+        return True
 
     def _walk(
         self,

@@ -33,6 +33,7 @@ from controller.sources import open_source
 from controller.store import BlogRecord, Store
 from reconcilers.core.tree import Node
 from reconcilers.sources.base import Observation
+from reconcilers.sources.local import LocalSource
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "blog"
 RESYNC = 3600.0
@@ -556,6 +557,39 @@ def test_a_file_written_into_a_local_source_reaches_the_blog_folder_within_a_sec
         )
         took = time.monotonic() - written
         assert took < 1.0, f"the blog folder had the change after {took:.2f} s"
+
+
+def test_a_watched_edit_re_observes_only_its_paths_and_keeps_the_periodic_walk(
+    make_daemon, blogs: Blogs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, folder = blogs.add("a")
+    daemon, _ = make_daemon(watch=True, poll_interval=30.0)
+    daemon.start()
+    wait_until(lambda: blogs.get("a").last_pass_result == "ok", what="the first pass")
+    wait_until(lambda: "a" in (daemon.watcher.watching() if daemon.watcher else ()), 5, "watch")
+    walks: list[str] = []
+    listing = LocalSource.listing
+
+    def counted(self: LocalSource, known: Any) -> Any:
+        walks.append(str(self.root))
+        return listing(self, known)
+
+    monkeypatch.setattr(LocalSource, "listing", counted)
+    scheduled = blogs.get("a").next_pass_at_ns
+
+    (src / "pages").mkdir(exist_ok=True)
+    (src / "pages" / "new.md").write_text("Title: New\n\nnew post\n")
+    (src / "notes.txt").unlink()
+    wait_until(
+        lambda: (folder / "pages" / "new.md").exists() and not (folder / "notes.txt").exists(),
+        5,
+        "the edit in the blog folder",
+    )
+    wait_until(lambda: blogs.get("a").generation == blogs.get("a").pass_generation, 5, "the pass")
+
+    assert walks == [], "a watched edit should not walk the source"
+    assert blogs.get("a").next_pass_at_ns == scheduled, "the periodic walk keeps its time"
+    assert tree(folder) == tree(src)
 
 
 # -- metrics ---------------------------------------------------------------------------------------
