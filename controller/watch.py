@@ -49,10 +49,12 @@ class _Handler(FileSystemEventHandler):
                 self.changed(self.blog_id, self._relative(os.fsdecode(raw)))
 
     def _relative(self, path: str) -> str | None:
-        """The path inside the source, or None for the source itself or outside it."""
+        """The path inside the source; None for the source itself, "" for nothing to observe."""
         rel = os.path.relpath(os.path.abspath(path), self.root)
-        if rel == "." or rel.startswith(".."):
+        if rel == ".":
             return None
+        if rel == ".." or rel.startswith(".." + os.sep):
+            return ""  # the far side of a move into or out of the source
         parts = rel.split(os.sep)
         if any(is_ignored_name(p) for p in parts[:-1]):
             return ""  # inside a folder the blog ignores: nothing to observe

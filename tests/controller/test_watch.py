@@ -57,6 +57,17 @@ def test_a_trigger_names_the_paths_that_changed(watched: tuple[Path, Fired]) -> 
     assert {blog for blog, _ in fired} == {"b"}
 
 
+def test_a_file_moved_in_from_outside_is_named_by_its_path_inside(
+    watched: tuple[Path, Fired], tmp_path: Path
+) -> None:
+    src, fired = watched
+    outside = tmp_path / "draft.md"
+    outside.write_text("draft\n")
+    outside.rename(src / "posts" / "draft.md")
+    wait_until(lambda: "posts/draft.md" in (_changed(fired) or set()), 5, "the move's trigger")
+    assert _changed(fired) == {"posts/draft.md"}
+
+
 def test_a_burst_of_more_than_max_paths_in_one_window_asks_for_a_walk() -> None:
     fired: Fired = []
     watcher = Watcher(lambda blog_id, paths: fired.append((blog_id, paths)))
