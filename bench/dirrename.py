@@ -19,7 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.local import BLOG, add_blog, blog_folder, controller
+from bench import profiles
+from bench.local import BLOG, CONTROLLER, add_blog, blog_folder, controller
 from bench.runner import Result, Run, require_converged, run_process
 from bench.trees import make_flat_folder, make_tree
 
@@ -107,6 +108,11 @@ def run(work: Path, folder_files: int, runs: int, base_files: int = 1_000) -> di
             peer.result.add(out)
             peer.copied.append(_bytes_copied(peer.dest, new, inodes))
     shutil.rmtree(work / "pins", ignore_errors=True)
+    if profiles.available():  # one more rename, sampled (not among the timed runs)
+        (source / f"big-{runs}").rename(source / f"big-{runs + 1}")
+        top = profiles.spy_command([CONTROLLER, "reconcile", "--blog", BLOG, "--json"], env)
+        require_converged(source, blog_folder(data), "controller (profiled)")
+        pass_s.note = "; ".join(top)
     return {
         "folder_files": folder_files,
         "base_files": base_files,

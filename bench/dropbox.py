@@ -4,12 +4,14 @@
 
 S7 times a first sync with 20 ms per download at several ``dropbox_concurrency``
 values: with downloads the only latency, an ideal client reaches
-concurrency ÷ latency files/s, and the target is 80% of that. S2a times a pass
-after convergence (one ``list_folder/continue`` with nothing new) and takes
-away one continue round trip timed separately with the SDK, leaving what the
-controller itself spends. Both run in-process through ``Reconciler``: the fake
-lives in this process, and the SDK must be pointed at it before ``dropbox`` is
-imported, which is why this module sets the environment at import time.
+concurrency ÷ latency files/s, and the target is 80% of that. The controller
+runs as its own process (``controller reconcile``) so that it does not share
+a GIL with the fake, which lives in this process. S2a times a pass after
+convergence (one ``list_folder/continue`` with nothing new) in-process and
+takes away one continue round trip timed separately with the SDK, leaving
+what the controller itself spends. The SDK must be pointed at the fake before
+``dropbox`` is imported, which is why this module sets the environment at
+import time (child processes inherit it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,9 @@ from dropbox_fake import FakeDropbox, prebound_listener, sdk_environment  # noqa
 
 os.environ.update(sdk_environment(prebound_listener()))
 
-from bench.runner import Result, profile_top, timed  # noqa: E402
+from bench import daemon, profiles  # noqa: E402
+from bench.local import CONTROLLER  # noqa: E402
+from bench.runner import Result, run_process, timed  # noqa: E402
 from bench.trees import tree_files  # noqa: E402
 
 APP_KEY, APP_SECRET, ROOT = "bench-key", "bench-secret", "/Blogs/Bench"
@@ -116,6 +120,20 @@ class Blog:
         )
         self.reconciler = Reconciler(self.store, self.settings)
 
+    def env(self) -> dict[str, str]:
+        """The same settings for a ``controller`` process (the SDK hosts are inherited)."""
+        s = self.settings
+        return {
+            **os.environ,
+            "CONTROLLER_DATA_DIR": str(s.data_dir),
+            "CONTROLLER_DATABASE_URL": s.effective_database_url,
+            "CONTROLLER_DROPBOX_APP_KEY": APP_KEY,
+            "CONTROLLER_DROPBOX_APP_SECRET": APP_SECRET,
+            "CONTROLLER_DROPBOX_CA_CERTS": str(s.dropbox_ca_certs),
+            "CONTROLLER_DROPBOX_CONCURRENCY": str(s.dropbox_concurrency),
+            "CONTROLLER_BUILDERS": json.dumps(s.builders),
+        }
+
     def reconcile(self) -> Any:
         return self.reconciler.reconcile("b")
 
@@ -136,40 +154,55 @@ class Blog:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def initial_sync(
-    work: Path, acct: Account, concurrency: int, runs: int, keep_last: bool = False
-) -> tuple[Result, Blog | None]:
-    """S7 at one concurrency: ``runs`` first syncs, each into a fresh store and folder."""
+def initial_sync(work: Path, acct: Account, concurrency: int, runs: int) -> Result:
+    """S7 at one concurrency: ``runs`` first syncs by a ``controller reconcile`` process.
+
+    Each run gets a fresh store and folder; the rate is the files over the
+    pass's own ``seconds`` (process start and imports are not downloads).
+    """
     fake = acct.fake
     result = Result(f"concurrency {concurrency}", unit="files/s")
-    kept = None
     for i in range(runs):
         blog = Blog(work / f"c{concurrency}-{i}", acct, concurrency)
         fake.latency = {"files/download": LATENCY}
         try:
             before = len(fake.downloads)
-            seconds = timed(blog.reconcile)
+            run = run_process([CONTROLLER, "reconcile", "--blog", "b", "--json"], blog.env())
         finally:
             fake.latency = {}
         blog.check_converged()
         if len(fake.downloads) - before != len(acct.files):
             raise AssertionError("each file should be downloaded exactly once")
-        result.samples.append(len(acct.files) / seconds)
-        if keep_last and i == runs - 1:
-            kept = blog
-        else:
-            blog.close()
-    return result, kept
+        result.samples.append(len(acct.files) / float(json.loads(run.stdout)["seconds"]))
+        result.rss_mb.append(run.rss_mb)
+        blog.close()
+    if result.median < target_rate(concurrency) and profiles.available():
+        result.note = "; ".join(_profile_sync(work / f"c{concurrency}-profile", acct, concurrency))
+    return result
+
+
+def _profile_sync(work: Path, acct: Account, concurrency: int) -> list[str]:
+    """One more first sync, sampled by py-spy (not among the timed runs)."""
+    blog = Blog(work, acct, concurrency)
+    acct.fake.latency = {"files/download": LATENCY}
+    try:
+        return profiles.spy_command([CONTROLLER, "reconcile", "--blog", "b", "--json"], blog.env())
+    finally:
+        acct.fake.latency = {}
+        blog.check_converged()
+        blog.close()
+
+
+def _client(acct: Account) -> Any:
+    from controller.dropbox.client import make_client
+
+    settings = _settings(Path(tempfile.gettempdir()), acct.fake, 1)
+    return make_client(settings, refresh_token=acct.refresh)
 
 
 def round_trip(acct: Account, runs: int) -> Result:
     """One ``list_folder/continue`` with nothing new, from the SDK alone."""
-    import dropbox
-
-    from controller.dropbox.client import make_client
-
-    settings = _settings(Path(tempfile.gettempdir()), acct.fake, 1)
-    client: dropbox.Dropbox = make_client(settings, refresh_token=acct.refresh)
+    client = _client(acct)
     page = client.files_list_folder(ROOT, recursive=True)
     while page.has_more:
         page = client.files_list_folder_continue(page.cursor)
@@ -192,13 +225,67 @@ def noop_pass(blog: Blog, runs: int) -> dict[str, Result]:
             raise AssertionError(f"a converged Dropbox pass acted: {report}")
         if fake.calls[CONTINUE] - continues != 1:
             raise AssertionError("a no-op pass should be one list_folder/continue call")
-    top = profile_top(blog.reconcile)
+    top = profiles.cprofile(blog.reconcile)
     trip = round_trip(blog.acct, runs)
     beyond = Result("controller time beyond the round trip")
     beyond.samples = [s - trip.median for s in passes.samples]
     blog.check_converged()
     passes.note = "; ".join(top)
     return {"pass": passes, "round_trip": trip, "beyond": beyond}
+
+
+def webhook_edits(blog: Blog, count: int) -> dict[str, Result]:
+    """S4 (Dropbox): the converged blog under ``controller run --http``, one edit at a time.
+
+    Each edit is a put into the fake followed by the signed notification
+    Dropbox would send; the time runs from the put until the daemon logs the
+    pass that synced the file. One download of the file, timed alone with
+    the SDK, is what "beyond the download" takes away.
+    """
+    import socket
+    import urllib.request
+
+    from controller.dropbox.webhook import signature
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    posts = sorted(rel for rel in blog.acct.files if rel.endswith(".md"))[: count + 1]
+    body = json.dumps({"list_folder": {"accounts": [blog.acct.account]}}).encode()
+    notify = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/dropbox/",
+        data=body,
+        headers={"X-Dropbox-Signature": signature(APP_SECRET, body)},
+    )
+    args = ("--http", f"127.0.0.1:{port}", "--no-longpoll", "--no-watch")
+    rows = daemon.edit_rows()
+    rows["download"] = Result("one download of the file (SDK, alone)")
+
+    def change(rel: str, i: int) -> Callable[[], None]:
+        data = blog.acct.files[rel] + f"\n\nedit {i}\n".encode()
+        blog.acct.files[rel] = data
+
+        def edit() -> None:
+            blog.acct.fake.put(blog.acct.account, f"{ROOT}/{rel}", data)
+            urllib.request.urlopen(notify, timeout=10).read()
+
+        return edit
+
+    blog.reconciler.close()
+    proc = daemon.Daemon.start(CONTROLLER, blog.env(), blog.work / "daemon-logs", *args)
+    try:
+        daemon.edits(proc, [change(rel, i) for i, rel in enumerate(posts)], rows)
+    finally:
+        proc.stop()
+    blog.check_converged()
+    client = _client(blog.acct)
+    for rel in posts:
+        start = time.perf_counter()
+        _, response = client.files_download(f"{ROOT}/{rel}")
+        if response.content != blog.acct.files[rel]:
+            raise AssertionError(f"{rel}: the SDK downloaded other bytes than the fake holds")
+        rows["download"].samples.append(time.perf_counter() - start)
+    return rows
 
 
 def run(
@@ -209,13 +296,13 @@ def run(
     fake: Any = None,
 ) -> dict[str, object]:
     """``plan``: concurrency -> (files, runs) for S7; then S2a at each of ``noop_sizes``."""
-    out: dict[str, object] = {"s7": {}, "s2a": {}}
+    out: dict[str, object] = {"s7": {}, "s7_files": {}, "s2a": {}}
     with fake_dropbox(fake) as fk:
         for concurrency, (count, runs) in plan.items():
             fk.reset()
             acct = populate(fk, count)
-            result, _ = initial_sync(work, acct, concurrency, runs)
-            result.note = f"{count:,} files"
+            result = initial_sync(work, acct, concurrency, runs)
+            out["s7_files"][concurrency] = count  # type: ignore[index]
             out["s7"][concurrency] = result  # type: ignore[index]
         for size in noop_sizes:
             fk.reset()
@@ -224,6 +311,8 @@ def run(
             blog.reconcile()
             blog.check_converged()
             out["s2a"][size] = noop_pass(blog, noop_runs)  # type: ignore[index]
+            if size == max(noop_sizes):
+                out["s4"] = webhook_edits(blog, noop_runs)
             blog.close()
     return out
 
@@ -249,6 +338,7 @@ def main() -> None:
                     n: {k: r.as_dict() for k, r in rows.items()}
                     for n, rows in out["s2a"].items()  # type: ignore[attr-defined]
                 },
+                "s4": {k: r.as_dict() for k, r in out.get("s4", {}).items()},  # type: ignore[attr-defined]
             },
             indent=2,
         )

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import daemon, profiles
 from bench.runner import Result, Run, require_converged, run_process
 from bench.trees import make_tree
 
@@ -119,7 +120,20 @@ def initial_sync(tree: Tree, runs: int) -> dict[str, Result]:
             tree.rsync_copy = target
         else:
             shutil.rmtree(target)
+    rows["builds"].note = _profile(tree, tree.work / "data-profile")
     return rows
+
+
+def _profile(tree: Tree, data: Path, *flags: str) -> str:
+    """Top costs of one more controller pass, sampled by py-spy (not among the timed runs)."""
+    if not profiles.available():
+        return ""
+    fresh = not data.exists()
+    env = add_blog(data, tree.source) if fresh else controller_env(data)
+    top = profiles.spy_command([CONTROLLER, "reconcile", "--blog", BLOG, *flags, "--json"], env)
+    if fresh:
+        shutil.rmtree(data)
+    return "; ".join(top)
 
 
 def converge(tree: Tree) -> None:
@@ -150,6 +164,7 @@ def _idle_passes(
         rows["controller"].add(run)
         rows["in_process"].samples.append(float(report["seconds"]))  # type: ignore[arg-type]
         rows["rsync"].add(rsync(*peer, f"{tree.source}/", f"{tree.rsync_copy}/"))
+    rows["controller"].note = _profile(tree, tree.data, *flags)
     require_converged(tree.source, blog_folder(tree.data), f"controller {what}")
     require_converged(tree.source, tree.rsync_copy, f"rsync {what}")
     return rows
@@ -167,12 +182,24 @@ def full_validation(tree: Tree, runs: int) -> dict[str, Result]:
     )
 
 
+def watched_edits(tree: Tree, edits: int) -> dict[str, Result]:
+    """S2c and S4 (local): the converged blog under ``controller run``, one edit at a time."""
+    converge(tree)
+    assert tree.data is not None
+    rows = daemon.local_edits(
+        CONTROLLER, controller_env(tree.data), tree.source, tree.work / "daemon-logs", edits
+    )
+    require_converged(tree.source, blog_folder(tree.data), "controller run")
+    return rows
+
+
 def run(work: Path, files: int, runs: int, noop_runs: int) -> Tree:
-    """S1, then S2b and S3 on the blog and copy S1 converged."""
+    """S1, then S2b, S3, S2c and S4 on the blog and copy S1 converged."""
     tree = prepare(work, files)
     tree.results.update({f"s1_{k}": v for k, v in initial_sync(tree, runs).items()})
     tree.results.update({f"s2b_{k}": v for k, v in noop_pass(tree, noop_runs).items()})
     tree.results.update({f"s3_{k}": v for k, v in full_validation(tree, noop_runs).items()})
+    tree.results.update({f"s4_{k}": v for k, v in watched_edits(tree, noop_runs).items()})
     return tree
 
 

@@ -170,34 +170,3 @@ def verdict(ok: bool | None) -> str:
     if ok is None:
         return "n/a"
     return "met" if ok else "**missed**"
-
-
-#: The pass's own skeleton: on the path to every cost, so it names none.
-SKELETON = {"reconcile", "_pass", "_run", "_execute"}
-
-
-def profile_top(func: Callable[[], object], n: int = 3) -> list[str]:
-    """Run ``func`` under cProfile; our own functions that take the most time.
-
-    The issue asks that a missed target name its top costs. The pass skeleton
-    and anything above 90% of the total are on the path to every cost and say
-    nothing, so they are left out; our code only (controller/, reconcilers/),
-    cumulative time, as a share of the profiled total.
-    """
-    import cProfile
-    import pstats
-
-    prof = cProfile.Profile()
-    prof.runcall(func)
-    stats = pstats.Stats(prof)
-    total = stats.total_tt or 1e-9  # type: ignore[attr-defined]
-    rows = []
-    for (path, line, name), (_, _, _, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
-        parts = Path(path).parts
-        ours = [p for p in ("controller", "reconcilers") if p in parts]
-        if not ours or ".venv" in parts or name.startswith("<") or name in SKELETON:
-            continue
-        if cum < 0.9 * total:
-            where = "/".join(parts[parts.index(ours[0]) :])
-            rows.append((cum, f"`{where}:{line}` {name}() {cum / total:.0%}"))
-    return [text for _, text in sorted(rows, reverse=True)[:n]]

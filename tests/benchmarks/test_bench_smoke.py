@@ -62,6 +62,14 @@ def test_s5_renamed_folder_is_moved_not_copied(tmp_path: Path) -> None:
         assert copied["rclone sync --track-renames"] == 0
 
 
+def test_s2c_s4_each_watched_edit_is_synced_by_the_daemon(tree: local.Tree) -> None:
+    rows = local.watched_edits(tree, 2)
+    assert len(rows["latency"].samples) == 2 and len(rows["cpu"].samples) == 2
+    assert all(
+        p <= lat for p, lat in zip(rows["pass"].samples, rows["latency"].samples, strict=True)
+    )
+
+
 def test_s7_dropbox_first_sync_converges(tmp_path: Path, dropbox_fake: Any) -> None:
     plan = {1: (20, 1), 8: (100, 1), 32: (100, 1)}
     out: dict[str, Any] = dbx.run(tmp_path, plan, (), 1, fake=dropbox_fake)
@@ -73,6 +81,8 @@ def test_s2a_dropbox_noop_pass_is_one_continue(tmp_path: Path, dropbox_fake: Any
     out: dict[str, Any] = dbx.run(tmp_path, {}, (200,), 2, fake=dropbox_fake)
     rows = out["s2a"][200]
     assert len(rows["pass"].samples) == 2 and rows["round_trip"].median > 0
+    edits = out["s4"]  # S4 by webhook runs on the largest no-op blog
+    assert len(edits["latency"].samples) == 2 and len(edits["download"].samples) == 3
 
 
 def test_s6_rename_inference_finds_the_moves() -> None:
