@@ -53,6 +53,11 @@ class Scheduler:
         self.fs: dict[str, Kind] = {}
         self.kids: dict[str, set[str]] = {}
         self.busy: Counter[str] = Counter()
+        #: Directory -> the pending paths under it, so a carried directory
+        #: rebases its own work without scanning everyone's.
+        self._below: dict[str, Counter[str]] = {}
+        #: Pending directory moves, shallowest first when sorted by their key.
+        self._dir_moves: dict[str, tuple[int, str]] = {}
         self._temp = 0
         self._parked: set[str] = set()
 
@@ -87,9 +92,22 @@ class Scheduler:
     def _is_dir(self, path: str) -> bool:
         return path == "" or self.fs.get(path) is DIR
 
+    def _put(self, move: Move) -> None:
+        self.pending_moves[move.src] = move
+        if move.kind is DIR:
+            self._dir_moves[move.src] = (depth(move.src), move.src)
+
+    def _take(self, src: str) -> Move:
+        self._dir_moves.pop(src, None)
+        return self.pending_moves.pop(src)
+
     def _mark(self, path: str, amount: int) -> None:
         for parent in ancestors(path):
             self.busy[parent] += amount
+            below = self._below.setdefault(parent, Counter())
+            below[path] += amount
+            if below[path] <= 0:
+                del below[path]
 
     # -- deciding what survives ------------------------------------------
 
@@ -157,7 +175,9 @@ class Scheduler:
             self._mark(drop.path, 1)
         for move in moves:
             self._mark(move.src, 1)
-        self.pending_moves: dict[str, Move] = {m.src: m for m in moves}
+        self.pending_moves: dict[str, Move] = {}
+        for move in moves:
+            self._put(move)
         self.pending_dsts = {m.dst for m in moves}
         self.pending_drops = {d.path for d in drops}
         self.pending_mkdirs = set(mkdirs)
@@ -237,7 +257,7 @@ class Scheduler:
             return False
         self.actions.append(move)
         self._rename(move.src, move.dst)
-        del self.pending_moves[move.src]
+        self._take(move.src)
         self.pending_dsts.discard(move.dst)
         self._mark(move.src, -1)
         return True
@@ -266,8 +286,9 @@ class Scheduler:
         One at a time: the next decision must see the pending work where the
         last carry put it (a folder may now sit under a path that is leaving).
         """
-        for src, move in sorted(self.pending_moves.items(), key=lambda i: (depth(i[0]), i[0])):
-            if move.kind is not DIR or not self.busy[src] or move.dst in self.fs:
+        for src in sorted(self._dir_moves, key=self._dir_moves.__getitem__):
+            move = self.pending_moves[src]
+            if not self.busy[src] or move.dst in self.fs:
                 continue
             if is_within(move.dst, src) or self._leaving_above(move.dst):
                 continue
@@ -276,7 +297,7 @@ class Scheduler:
                 continue
             self.actions.append(move)
             self._rename(src, move.dst)
-            del self.pending_moves[src]
+            self._take(src)
             self.pending_dsts.discard(move.dst)
             self._mark(src, -1)
             self._rebase({src: move.dst})
@@ -285,23 +306,24 @@ class Scheduler:
 
     def _rebase(self, carried: Mapping[str, str]) -> None:
         """Pending work under a carried directory now happens where it went."""
-        for old in list(self.pending_moves):
+        under = sorted({p for src in carried for p in self._below.get(src, ())})
+        moves = [p for p in under if p in self.pending_moves]
+        drops = [p for p in under if p in self.pending_drops]
+        for old in moves:
             new = relocate(old, carried)
-            if new != old:
-                pending = self.pending_moves.pop(old)
-                self.pending_moves[new] = Move(new, pending.dst, pending.kind, pending.reason)
-                self._mark(old, -1)
-                self._mark(new, 1)
-                if old in self._parked:
-                    self._parked.discard(old)
-                    self._parked.add(new)
-        for old in list(self.pending_drops):
+            pending = self._take(old)
+            self._put(Move(new, pending.dst, pending.kind, pending.reason))
+            self._mark(old, -1)
+            self._mark(new, 1)
+            if old in self._parked:
+                self._parked.discard(old)
+                self._parked.add(new)
+        for old in drops:
             new = relocate(old, carried)
-            if new != old:
-                self.pending_drops.discard(old)
-                self.pending_drops.add(new)
-                self._mark(old, -1)
-                self._mark(new, 1)
+            self.pending_drops.discard(old)
+            self.pending_drops.add(new)
+            self._mark(old, -1)
+            self._mark(new, 1)
         self.dir_drops = [Drop(relocate(d.path, carried), d.kind) for d in self.dir_drops]
 
     def _temporary(self, near: str) -> str:
@@ -351,8 +373,8 @@ class Scheduler:
         self.actions.append(Move(move.src, temp, move.kind, move.reason))
         self._rename(move.src, temp)
         self._mark(move.src, -1)
-        del self.pending_moves[move.src]
-        self.pending_moves[temp] = Move(temp, move.dst, move.kind, move.reason)
+        self._take(move.src)
+        self._put(Move(temp, move.dst, move.kind, move.reason))
         self._mark(temp, 1)
 
 
