@@ -63,7 +63,7 @@ def load_remote(conn: Connection, blog_id: str, region: Region | None = None) ->
             r.problem,
             r.display,
         ).where(r.blog_id == blog_id, *_within(REMOTE, region))
-    )
+    ).all()
     kinds = _KINDS
     return {
         path: Node(
@@ -130,7 +130,7 @@ def load_synced(
             s.retry_at_ns,
             s.failed_hash,
         ).where(s.blog_id == blog_id, *_within(SYNCED, region))
-    )
+    ).all()
     kinds, states = _KINDS, _STATES
     return {
         row[0]: SyncedView(
@@ -153,5 +153,5 @@ def local_stats(
         select(s.path, s.local_inode, s.local_size, s.local_mtime_ns).where(
             s.blog_id == blog_id, s.kind == Kind.FILE.value, s.content_hash.is_not(None)
         )
-    )
-    return {row.path: (row.local_inode, row.local_size, row.local_mtime_ns) for row in rows}
+    ).all()
+    return {path: (inode, size, mtime) for path, inode, size, mtime in rows}
