@@ -98,7 +98,9 @@ class ClientCache:
                     access_token=access_token,
                     refresh_token=refresh_token,
                     app_key=app_key,
-                    pool=self.settings.dropbox_concurrency,
+                    # Every worker of the daemon may download for this account at
+                    # once; a smaller pool drops connections (a TLS handshake each).
+                    pool=self.settings.dropbox_concurrency * self.settings.workers,
                 )
                 self._clients[key] = client
             return client
