@@ -207,7 +207,13 @@ class Daemon:
         full = self.policy.wants_full(blog, now_utc())
         paths = self._take_paths(blog, now_ns)
         try:
-            self.reconciler.reconcile(blog_id, full=full, stop=self.stopping.is_set, paths=paths)
+            self.reconciler.reconcile(
+                blog_id,
+                full=full,
+                stop=self.stopping.is_set,
+                paths=paths,
+                due=lambda current: is_due(current, time.time_ns()),
+            )
         except LeaseBusy:
             # Another process runs it; the trigger stays recorded, so look again later.
             self.queue.add_after(blog_id, self.settings.poll_interval)

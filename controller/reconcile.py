@@ -64,6 +64,8 @@ class PassReport:
     drifted: int = 0
     #: The pass re-observed only watched paths (no walk, no whole-tree load).
     scoped: bool = False
+    #: Not run: the blog was no longer due once its lease was held.
+    skipped: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +158,7 @@ class Reconciler:
         wait: float = 0.0,
         stop: Callable[[], bool] | None = None,
         paths: Collection[str] | None = None,
+        due: Callable[[BlogRecord], bool] | None = None,
     ) -> PassReport:
         """One pass over ``blog_id``: waits up to ``wait`` s for its lease (LeaseBusy after).
 
@@ -164,9 +167,15 @@ class Reconciler:
         watch's report of what changed) lets a source that can re-observe
         them alone skip its walk; the pass falls back to a whole one whenever
         the source cannot answer for them, the blog needs validation, or
-        ``full`` is asked.
+        ``full`` is asked. ``due`` is asked once the lease is held: a daemon
+        replica that read the blog as due just before another replica's pass
+        ended skips it then (``skipped``) instead of running it again.
         """
         with self.leases.hold(blog_id, wait) as lease:
+            if due is not None:
+                blog = self.store.get_blog(blog_id)
+                if not due(blog):
+                    return PassReport(blog=blog.id, folder=blog.folder, skipped=True)
 
             def checkpoint() -> None:
                 lease.check()

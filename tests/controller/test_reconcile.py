@@ -51,6 +51,21 @@ def test_a_converged_blog_plans_nothing_and_rewrites_nothing(blog) -> None:
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dst.rglob("*")} == before
 
 
+def test_a_blog_no_longer_due_once_its_lease_is_held_is_skipped_untouched(blog) -> None:
+    reconciler, src, dst = blog
+    reconciler.reconcile("b")
+    (src / "notes.txt").write_text("changed\n")
+    before = reconciler.store.get_blog("b")
+    seen = []
+
+    report = reconciler.reconcile("b", due=lambda current: seen.append(current) or False)
+
+    assert report.skipped and report.passes == 0 and report.actions["set"] == 0
+    assert [r.id for r in seen] == ["b"]  # asked once, with the blog read under the lease
+    assert reconciler.store.get_blog("b").last_pass_at == before.last_pass_at
+    assert (dst / "notes.txt").read_text() != "changed\n"
+
+
 def test_an_empty_listing_never_becomes_a_mass_drop(blog) -> None:
     reconciler, src, dst = blog
     reconciler.reconcile("b")
