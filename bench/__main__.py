@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import dirrename, local, profiles, renames, report
+from bench import dirrename, local, profiles, renames, replicas, report
 from bench import dropbox as dbx  # sets the SDK hosts before anything imports dropbox
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-SCENARIOS = ("s1", "s5", "s7", "s6")  # s1 also runs S2b and S3; s7 also S2a
+SCENARIOS = ("s1", "s5", "s7", "s6", "s8")  # s1 also runs S2b, S3, S2c, S4; s7 also S2a, S4
 
 #: Full sizes, chosen to keep ``make bench`` near 25 minutes on a 2-core
 #: machine (a 10k run of S1 took 70 s, S5 62 s, S7 + S2a 390 s, S6 107 s). S1
@@ -39,6 +39,7 @@ FULL: dict[str, Any] = {
     "s2a_sizes": (1_000, 10_000),
     "rename_moves": 100_000,
     "rename_runs": 5,
+    "s8": (1_000, 5, 1),  # blogs, files per blog, runs per replica count
 }
 SMOKE: dict[str, Any] = {
     "files": 1_000,
@@ -51,6 +52,7 @@ SMOKE: dict[str, Any] = {
     "s2a_sizes": (200,),
     "rename_moves": 2_000,
     "rename_runs": 1,
+    "s8": (20, 3, 1),
 }
 
 
@@ -97,12 +99,24 @@ def run(cfg: dict[str, Any], only: tuple[str, ...], work: Path) -> str:
         body += report.dropbox_section(out, dbx.target_rate)
     if "s6" in only:
         body += render_renames(renames.run(cfg["rename_moves"], cfg["rename_runs"]))
+    if "s8" in only:
+        body += _replicas(work / "replicas", *cfg["s8"])
     runs = (
         f"{cfg['noop_runs']} runs per row unless a section says otherwise "
         "(runs per scenario are fixed in bench/__main__.py to keep `make bench` under 30 minutes)."
     )
     return "\n".join(
         [*report.header(runs), *report.machine(), *body, *_not_yet(), *report.reproduce()]
+    )
+
+
+def _replicas(work: Path, blogs: int, files: int, runs: int) -> list[str]:
+    try:
+        postgres, redis = replicas.backends()
+    except RuntimeError as exc:  # no server here: the row says so, the rest still runs
+        return report.replicas_section(None, str(exc))
+    return report.replicas_section(
+        replicas.run(work, blogs, files, (1, 2, 4), runs, postgres, redis)
     )
 
 
@@ -123,7 +137,9 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; print, do not write")
     parser.add_argument(
-        "--only", default=",".join(SCENARIOS), help="s1 (+s2b, s3), s5, s7 (+s2a), s6"
+        "--only",
+        default=",".join(SCENARIOS),
+        help="s1 (+s2b, s3, s2c, s4), s5, s7 (+s2a, s4), s6, s8",
     )
     parser.add_argument("--files", type=int, help="S1-S3 tree size")
     parser.add_argument("--folder-files", type=int, help="S5 folder size")

@@ -51,7 +51,8 @@ def machine() -> list[str]:
         f"- CPU: {_cpu()} ({os.cpu_count()} cores), memory {_memory_gib()}",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
         f"- {_version(['rsync', '--version'])}; {_version(['rclone', 'version'])}",
-        "- Store: embedded SQLite (WAL); blog folder and source on the same local disk",
+        f"- S8 only: {_version(['psql', '--version'])}; {_version(['redis-server', '--version'])}",
+        "- Store: embedded SQLite (WAL) except S8; blog folder and source on the same local disk",
         "",
     ]
 
@@ -233,6 +234,53 @@ def _webhook(rows: dict[str, Result], files: int) -> list[str]:
         "",
         *costs("one more webhook edit (the daemon sampled)", lat),
     ]
+
+
+def replicas_section(out: dict[str, Any] | None, missing: str = "") -> list[str]:
+    """S8: daemons sharing PostgreSQL + Redis, throughput by replica count."""
+    head = [
+        "## S8: replicas on PostgreSQL + Redis, 20 ms per download",
+        "",
+    ]
+    if out is None:
+        return [*head, f"Not measured: {missing}.", ""]
+    lines = [
+        *head,
+        f"{out['blogs']:,} Dropbox blogs of {out['files_per_blog']} files each "
+        f"({out['files']:,} files) against the HTTPS fake, which runs in the benchmark's "
+        "process; N `controller run` processes share one PostgreSQL store and one Redis. "
+        "Each run starts from an empty store of connected blogs and is timed from the first "
+        "process start until every file is synced and every blog's pass recorded; it counts "
+        "only if every folder equals its Dropbox tree and every file was downloaded once. "
+        f"Entry builds off. {out['runs']} run(s) per row (a run of 1,000 blogs takes 1–2 "
+        "minutes, and the 30-minute budget has room for one each).",
+        "",
+        "| replicas | blogs/s | files/s | passes (per replica) | CPU of the replicas | "
+        "CPU per blog | CPU of the fake | peak RSS per replica | start-up |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, blogs in out["rows"].items():
+        runs = out["runs_detail"][n]
+        last = runs[-1]
+        cpu = sum(d["replicas_cpu_s"] for d in runs) / len(runs)
+        fake = sum(d["driver_cpu_s"] for d in runs) / len(runs)
+        lines.append(
+            f"| {n} | {fmt(blogs, 'blogs/s', 1)} | {fmt(out['files_per_s'][n], 'files/s', 0)} | "
+            f"{' + '.join(str(p) for p in last['passes'])} | {cpu:.1f} s | "
+            f"{1000 * cpu / out['blogs']:.0f} ms | {fake:.1f} s | {_rss(blogs)} | "
+            f"{last['startup_s']:.1f} s |"
+        )
+    problems = {
+        k: v for d in out["runs_detail"].values() for r in d for k, v in r["problems"].items()
+    }
+    if problems:
+        lines += [
+            "",
+            "Warnings the replicas logged: "
+            + "; ".join(f"{k} ×{v}" for k, v in problems.items())
+            + ".",
+        ]
+    return [*lines, ""]
 
 
 def _ms(r: Result) -> Result:
