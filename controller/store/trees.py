@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    select,
+    union_all,
+    update,
+)
 
 from controller.store.models import BLOGS, REMOTE, SYNCED
 from controller.store.sql import in_subtree, upsert
@@ -23,9 +35,10 @@ class Region:
     """Some paths, everything under them and every folder above them.
 
     A watched edit touches a few paths; loading only their region keeps the
-    pass's cost to the edit's size, not the blog's rows (the database still
-    compares the blog's paths, but in its own code: no key ranges, because a
-    PostgreSQL collation need not order ``/`` before ``0``).
+    pass's cost to the edit's size. On SQLite (bytewise collation) a subtree
+    is the key range ``path/`` up to ``path0`` (``0`` follows ``/``), which the
+    primary key serves; a PostgreSQL collation need not order ``/`` before
+    ``0``, so there the database compares prefixes (in its own code).
     """
 
     paths: frozenset[str]
@@ -42,28 +55,46 @@ class Region:
             out.update("/".join(parts[:i]) for i in range(1, len(parts)))
         return frozenset(out - self.paths)
 
-    def clause(self, table: Table) -> ColumnElement[bool]:
+    def terms(self, table: Table, dialect: str) -> list[ColumnElement[bool]]:
+        """One condition per index lookup: the exact paths, then each subtree.
+
+        Separate terms (run as a UNION ALL) because SQLite uses the primary key
+        for ``blog_id`` alone when they are ORed together.
+        """
         path = table.c.path
-        below = [in_subtree(path, p) for p in sorted(self.paths)]
-        return or_(path.in_(sorted(self.ancestors)), *below)
+        if dialect == "sqlite":  # BINARY collation: a subtree is one key range
+            below = [and_(path >= f"{p}/", path < f"{p}0") for p in sorted(self.paths)]
+        else:
+            below = [in_subtree(path, p) for p in sorted(self.paths)]
+        return [path.in_(sorted(self.paths | self.ancestors)), *below]
+
+
+def _rows(
+    conn: Connection, query: Select[Any], table: Table, blog_id: str, region: Region | None
+) -> Sequence[Any]:
+    """``query``'s rows for the blog, all of them or its ``region``'s."""
+    mine = table.c.blog_id == blog_id
+    if region is None:
+        return conn.execute(query.where(mine)).all()
+    parts = [query.where(mine, term) for term in region.terms(table, conn.dialect.name)]
+    return conn.execute(union_all(*parts)).all()
 
 
 def load_remote(conn: Connection, blog_id: str, region: Region | None = None) -> dict[str, Node]:
     r = REMOTE.c
-    rows = conn.execute(
-        select(
-            r.path,
-            r.kind,
-            r.size,
-            r.mtime_ns,
-            r.content_hash,
-            r.rev,
-            r.node_id,
-            r.ignored,
-            r.problem,
-            r.display,
-        ).where(r.blog_id == blog_id, *_within(REMOTE, region))
-    ).all()
+    query = select(
+        r.path,
+        r.kind,
+        r.size,
+        r.mtime_ns,
+        r.content_hash,
+        r.rev,
+        r.node_id,
+        r.ignored,
+        r.problem,
+        r.display,
+    )
+    rows = _rows(conn, query, REMOTE, blog_id, region)
     kinds = _KINDS
     return {
         path: Node(
@@ -108,29 +139,24 @@ def save_observation(conn: Connection, blog_id: str, observation: Observation) -
     conn.execute(update(BLOGS).where(BLOGS.c.id == blog_id).values(cursor=observation.cursor))
 
 
-def _within(table: Table, region: Region | None) -> list[ColumnElement[bool]]:
-    return [] if region is None else [region.clause(table)]
-
-
 def load_synced(
     conn: Connection, blog_id: str, region: Region | None = None
 ) -> dict[str, SyncedView]:
     s = SYNCED.c
-    rows = conn.execute(
-        select(
-            s.path,
-            s.kind,
-            s.size,
-            s.mtime_ns,
-            s.content_hash,
-            s.rev,
-            s.node_id,
-            s.state,
-            s.error,
-            s.retry_at_ns,
-            s.failed_hash,
-        ).where(s.blog_id == blog_id, *_within(SYNCED, region))
-    ).all()
+    query = select(
+        s.path,
+        s.kind,
+        s.size,
+        s.mtime_ns,
+        s.content_hash,
+        s.rev,
+        s.node_id,
+        s.state,
+        s.error,
+        s.retry_at_ns,
+        s.failed_hash,
+    )
+    rows = _rows(conn, query, SYNCED, blog_id, region)
     kinds, states = _KINDS, _STATES
     return {
         row[0]: SyncedView(

@@ -8,6 +8,7 @@ import pytest
 
 from controller.errors import BlogExists, UnknownBlog
 from controller.store import BlogRecord, Store
+from controller.store.trees import Region
 from reconcilers.build import EntryDraft
 from reconcilers.core.machine import State
 from reconcilers.core.tree import Kind, Node
@@ -69,6 +70,31 @@ def test_observation_and_cursor_are_saved_together(store: Store) -> None:
     store.save_observation(blog, Observation(upserts=(), deletes=("d/7.md",), cursor="c2"))
     assert "d/7.md" not in store.load_remote(blog)
     assert store.get_blog(blog).cursor == "c2"
+
+
+def test_a_region_loads_its_paths_their_subtrees_and_the_folders_above(store: Store) -> None:
+    blog = _blog(store)
+    dirs = ["a", "a/b", "a-b", "a0", "x", "x/y", "x/y/z", "100%_"]
+    files = ["a/b/c.md", "a/b/c/d.md", "a/bc.md", "a-b/e.md", "a0/f.md", "x/y/z/g.md", "ab.md"]
+    files += ["100%_/h.md", "100%x/i.md"]
+    store.save_observation(
+        blog,
+        Observation(
+            upserts=(*(Node(d, Kind.DIR) for d in dirs), *(_file(f) for f in files)),
+            deletes=(),
+            cursor=None,
+        ),
+    )
+    region = Region.around(["a/b", "x/y/z/g.md", "100%_", "gone/new.md"])
+
+    expected = {
+        "a", "a/b", "a/b/c.md", "a/b/c/d.md",  # a path, its subtree, the folder above
+        "x", "x/y", "x/y/z", "x/y/z/g.md",  # a file and the folders above it
+        "100%_", "100%_/h.md",  # SQL wildcards are names, not patterns
+    }  # fmt: skip
+    assert set(store.load_remote(blog, region)) == expected
+    assert set(store.load_synced(blog, region)) == set()  # nothing installed yet
+    assert len(store.load_remote(blog)) == len(dirs) + len(files)
 
 
 def test_install_records_state_stat_and_entry(store: Store) -> None:
