@@ -78,23 +78,40 @@ class PassReport:
 
 
 class _StoredTree(Mapping[str, Node]):
-    """The stored remote tree, read from the store only if the source asks.
+    """The stored remote tree, read from the store only as far as the source asks.
 
     A settled pass whose source reports nothing (a Dropbox ``continue`` with
-    no entries, a git head that did not move) then costs no O(n) load: the
-    tree is read on first use, before the first page that changes it is saved.
+    no entries, a git head that did not move) then costs no O(n) load, and
+    one that reports a few entries costs a point lookup each: the whole tree
+    is read only when the source iterates it or looks up more than
+    ``LOOKUPS`` paths. Lookups run before the page that changes them is saved.
     """
 
-    def __init__(self, load: Callable[[], dict[str, Node]]) -> None:
+    LOOKUPS = 256
+
+    def __init__(self, load: Callable[[Region | None], dict[str, Node]]) -> None:
         self._load = load
         self._tree: dict[str, Node] | None = None
+        self._some: dict[str, Node | None] = {}
+
+    @property
+    def whole(self) -> bool:
+        """Whether the whole tree was read (a plan over all of it costs nothing more)."""
+        return self._tree is not None
 
     def _nodes(self) -> dict[str, Node]:
         if self._tree is None:
-            self._tree = self._load()
+            self._tree = self._load(None)
         return self._tree
 
     def __getitem__(self, key: str) -> Node:
+        if self._tree is None and (key in self._some or len(self._some) < self.LOOKUPS):
+            if key not in self._some:
+                self._some[key] = self._load(Region.exactly([key])).get(key)
+            node = self._some[key]
+            if node is None:
+                raise KeyError(key)
+            return node
         return self._nodes()[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -102,6 +119,11 @@ class _StoredTree(Mapping[str, Node]):
 
     def __len__(self) -> int:
         return len(self._nodes())
+
+
+def _paths(observation: Observation) -> Iterator[str]:
+    yield from observation.deletes
+    yield from (node.path for node in observation.upserts)
 
 
 def _apply_observation(remote: dict[str, Node], observation: Observation) -> None:
@@ -353,10 +375,11 @@ class Reconciler:
         cursor = None if full else blog.cursor
         settled_until = None if full else blog.settled_until_ns
         last: Plan | None = None
+        regional = False
         for _ in range(self.settings.max_rounds):
             checkpoint()
             report.passes += 1
-            known = _StoredTree(lambda: self.store.load_remote(blog_id))
+            known = _StoredTree(lambda region: self.store.load_remote(blog_id, region))
             pages: list[Observation] = []
             for page in source.changes(cursor, known):
                 if not page.empty or page.cursor != cursor:
@@ -369,6 +392,23 @@ class Reconciler:
             now_ns = time.time_ns()
             if not observed and settled_until is not None and now_ns < settled_until:
                 break
+            if not observed and regional:
+                break  # what the last round saw was planned; a later pass plans the rest
+            changed = {p for page in pages for p in _paths(page)}
+            if observed and not full and not known.whole and len(changed) <= known.LOOKUPS:
+                # A few changes: plan on their region (saved pages included).
+                region = Region.around(changed)
+                actions = plan(
+                    self.store.load_remote(blog_id, region),
+                    self.store.load_synced(blog_id, region),
+                    now_ns=now_ns,
+                )
+                if not actions:
+                    break
+                regional, last = True, actions
+                self._execute(blog_id, executor, actions, totals, progress)
+                continue
+            regional = False
             remote = dict(known)
             for page in pages:
                 _apply_observation(remote, page)

@@ -42,10 +42,16 @@ class Region:
     """
 
     paths: frozenset[str]
+    #: False: the paths alone (point lookups), not what lies under or above them.
+    whole: bool = True
 
     @classmethod
     def around(cls, paths: Iterable[str]) -> Region:
         return cls(frozenset(paths))
+
+    @classmethod
+    def exactly(cls, paths: Iterable[str]) -> Region:
+        return cls(frozenset(paths), whole=False)
 
     @property
     def ancestors(self) -> frozenset[str]:
@@ -62,6 +68,8 @@ class Region:
         for ``blog_id`` alone when they are ORed together.
         """
         path = table.c.path
+        if not self.whole:
+            return [path.in_(sorted(self.paths))]
         if dialect == "sqlite":  # BINARY collation: a subtree is one key range
             below = [and_(path >= f"{p}/", path < f"{p}0") for p in sorted(self.paths)]
         else:
