@@ -17,6 +17,8 @@ import time (child processes inherit it).
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import os
 import shutil
@@ -49,16 +51,22 @@ CONTINUE = "files/list_folder/continue"
 
 @contextmanager
 def fake_dropbox(fake: Any = None) -> Iterator[Any]:
-    """The fake to use: the caller's (a test fixture's), or one started here."""
-    if fake is not None:
-        fake.reset()
-        yield fake
-        return
-    own = FakeDropbox().start(sock=prebound_listener())
-    try:
-        yield own
-    finally:
-        own.stop()
+    """The fake to use: the caller's (a test fixture's), or this process's own.
+
+    One per process, started on first use and reset for each scenario: the SDK
+    and every child process point at the one prebound port.
+    """
+    if fake is None:
+        fake = _own_fake()
+    fake.reset()
+    yield fake
+
+
+@functools.cache
+def _own_fake() -> Any:
+    fake = FakeDropbox().start(sock=prebound_listener())
+    atexit.register(fake.stop)
+    return fake
 
 
 @dataclass
