@@ -11,7 +11,10 @@ before anything imports ``dropbox`` (no other bench module does).
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,14 @@ from bench import dropbox as dbx  # sets the SDK hosts before anything imports d
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SCENARIOS = ("s1", "s5", "s7", "s6", "s8")  # s1 also runs S2b, S3, S2c, S4; s7 also S2a, S4
 
-#: Full sizes, chosen to keep ``make bench`` near 25 minutes on a 2-core
-#: machine (a 10k run of S1 took 70 s, S5 62 s, S7 + S2a 390 s, S6 107 s). S1
-#: at 100k runs 3 times, not 5: each run is three first syncs of 100k files
-#: (about 4 minutes). S7 runs 3 times per concurrency (about 30 s a run), and
-#: at concurrency 1 syncs 2,000 files: 10,000 at 20 ms each is 200 s a run.
-#: S2a runs at 1k and 10k; 100k would need a 100k first sync from the fake first
-#: (about 4 minutes at the measured rate), 1M is out of reach here.
+#: Full sizes, chosen to keep ``make bench`` under 30 minutes on a 2-core
+#: machine; the run on 2026-12-02 took 31 minutes with 2,000 files at
+#: concurrency 1, hence 1,000 now (each run at 20 ms a download is 20 s). S1 at
+#: 100k runs 3 times, not 5: each run is three first syncs of 100k files (about
+#: 2.5 minutes). S7 runs 3 times per concurrency (about 30 s a run at 10,000
+#: files). S2a runs at 1k and 10k; 100k would need a 100k first sync from the
+#: fake first (about 5 minutes at the measured rate), 1M is out of reach here.
+#: ``python -m bench`` prints each scenario's start and end on stderr.
 FULL: dict[str, Any] = {
     "files": 100_000,
     "s1_runs": 3,
@@ -35,7 +39,7 @@ FULL: dict[str, Any] = {
     "folder_files": 10_000,
     "base_files": 1_000,
     "s5_runs": 5,
-    "dbx_plan": {1: (2_000, 3), 8: (10_000, 3), 32: (10_000, 3)},
+    "dbx_plan": {1: (1_000, 3), 8: (10_000, 3), 32: (10_000, 3)},
     "s2a_sizes": (1_000, 10_000),
     "rename_moves": 100_000,
     "rename_runs": 5,
@@ -87,20 +91,25 @@ def render_renames(ren: dict[str, Any]) -> list[str]:
 
 def run(cfg: dict[str, Any], only: tuple[str, ...], work: Path) -> str:
     """Run the chosen scenarios with ``cfg`` and return the Markdown page."""
+    scenarios: dict[str, Callable[[], list[str]]] = {
+        "s1": lambda: _local(work / "local", cfg),
+        "s5": lambda: report.rename_dir_section(
+            dirrename.run(work / "rename", cfg["folder_files"], cfg["s5_runs"], cfg["base_files"])
+        ),
+        "s7": lambda: report.dropbox_section(
+            dbx.run(work / "dbx", cfg["dbx_plan"], cfg["s2a_sizes"], cfg["noop_runs"]),
+            dbx.target_rate,
+        ),
+        "s6": lambda: render_renames(renames.run(cfg["rename_moves"], cfg["rename_runs"])),
+        "s8": lambda: _replicas(work / "replicas", *cfg["s8"]),
+    }
     body: list[str] = []
-    if "s1" in only:
-        tree = local.run(work / "local", cfg["files"], cfg["s1_runs"], cfg["noop_runs"])
-        body += report.local_section(tree.files, tree.results, cfg["s1_runs"])
-    if "s5" in only:
-        out = dirrename.run(work / "rename", cfg["folder_files"], cfg["s5_runs"], cfg["base_files"])
-        body += report.rename_dir_section(out)
-    if "s7" in only:
-        out = dbx.run(work / "dbx", cfg["dbx_plan"], cfg["s2a_sizes"], cfg["noop_runs"])
-        body += report.dropbox_section(out, dbx.target_rate)
-    if "s6" in only:
-        body += render_renames(renames.run(cfg["rename_moves"], cfg["rename_runs"]))
-    if "s8" in only:
-        body += _replicas(work / "replicas", *cfg["s8"])
+    start = time.monotonic()
+    for name in SCENARIOS:
+        if name in only:
+            _progress(start, f"{name}: running")
+            body += scenarios[name]()
+            _progress(start, f"{name}: done")
     runs = (
         f"{cfg['noop_runs']} runs per row unless a section says otherwise "
         "(runs per scenario are fixed in bench/__main__.py to keep `make bench` under 30 minutes)."
@@ -108,6 +117,17 @@ def run(cfg: dict[str, Any], only: tuple[str, ...], work: Path) -> str:
     return "\n".join(
         [*report.header(runs), *report.machine(), *body, *_not_yet(), *report.reproduce()]
     )
+
+
+def _progress(start: float, message: str) -> None:
+    """A line per scenario on stderr, with the time so far: a full run is half an hour."""
+    elapsed = int(time.monotonic() - start)
+    print(f"[bench {elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
+
+
+def _local(work: Path, cfg: dict[str, Any]) -> list[str]:
+    tree = local.run(work, cfg["files"], cfg["s1_runs"], cfg["noop_runs"])
+    return report.local_section(tree.files, tree.results, cfg["s1_runs"])
 
 
 def _replicas(work: Path, blogs: int, files: int, runs: int) -> list[str]:
