@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark scenario and write docs/benchmarks.md.
 
-python -m bench                          # full sizes (about 25 minutes), writes the doc
+python -m bench                          # full sizes (over 30 minutes here), writes the doc
 python -m bench --smoke                  # tiny sizes, to check the benchmarks still run
 python -m bench --only s5 --folder-files 2000 --out /tmp/b.md   # one scenario, chosen size
 
@@ -113,7 +113,8 @@ def run(cfg: dict[str, Any], only: tuple[str, ...], work: Path) -> str:
             _progress(start, f"{name}: done")
     runs = (
         f"{cfg['noop_runs']} runs per row unless a section says otherwise "
-        "(runs per scenario are fixed in bench/__main__.py; a full run takes 31–37 minutes here)."
+        "(runs per scenario are fixed in bench/__main__.py; "
+        f"this run took {(time.monotonic() - start) / 60:.0f} minutes)."
     )
     return "\n".join(
         [*report.header(runs), *report.machine(), *body, *_not_yet(), *report.reproduce()]
