@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 #: Spawned workers start clean: no threads or locks copied from the controller.
 _CONTEXT = multiprocessing.get_context("spawn")
+#: How long a fresh worker may take to start (a new interpreter and its
+#: imports) before it counts as crashed. A call's own timeout starts only once
+#: the worker is up, so a slow start on a loaded machine never reads as a
+#: build that hung.
+START_TIMEOUT = 60.0
 GiB = 1024**3
 
 
@@ -62,6 +67,20 @@ class _Worker:
         self.process.start()
         child_conn.close()
         lifeline_r.close()
+        self.started = False
+
+    def wait_started(self) -> None:
+        """Block until the worker says it is up; raise :class:`Crashed` if it never does."""
+        if self.started:
+            return
+        if self.conn in wait([self.conn, self.process.sentinel], START_TIMEOUT):
+            with contextlib.suppress(EOFError, OSError):
+                self.started = self.conn.recv() == worker.READY
+        if not self.started:
+            self.process.join(0.1)
+            code = self.process.exitcode
+            state = "still starting" if code is None else _death(code)
+            raise Crashed(f"the worker did not start within {START_TIMEOUT:g} s ({state})")
 
     @property
     def alive(self) -> bool:
@@ -206,8 +225,15 @@ class Pool:
         try:
             if current is None:
                 current = self._spawn()
+            current.wait_started()
+        except Exception as exc:  # cannot start a worker
+            call.future.set_exception(exc)
+            if current is not None:
+                current.stop(kill=True)
+            return None
+        try:
             current.conn.send((call.module, call.qualname, call.args, call.kwargs))
-        except Exception as exc:  # cannot start a worker, or cannot pickle the call
+        except Exception as exc:  # cannot pickle the call
             call.future.set_exception(exc)
             return current
         ready = wait([current.conn, current.process.sentinel], call.timeout)

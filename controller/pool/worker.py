@@ -23,6 +23,8 @@ from typing import Any
 PR_SET_PDEATHSIG = 1
 #: The exit status of a worker that hit its memory cap and could not even answer.
 EXIT_OUT_OF_MEMORY = 86
+#: The first message of every worker: its interpreter and imports are done.
+READY = ("ready", None)
 
 
 def _die_with_parent(parent_pid: int, lifeline: Connection) -> None:
@@ -61,6 +63,7 @@ def main(conn: Connection, lifeline: Connection, parent_pid: int, memory_limit: 
     _die_with_parent(parent_pid, lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle
     _cap_memory(memory_limit)
+    conn.send(READY)
     while True:
         try:
             module, qualname, args, kwargs = conn.recv()

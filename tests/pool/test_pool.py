@@ -144,3 +144,14 @@ def test_a_warmed_pool_starts_every_worker_before_its_first_call(others: set[int
         assert pool.call(calls.double, 21) == 42
         assert set(workers()) - others == started, "the call should use a warmed worker"
     assert set(workers()) <= others and zombies() == []
+
+
+def test_a_calls_timeout_starts_once_its_worker_is_up(others: set[int]) -> None:
+    with Pool(1, timeout=0.05) as pool:
+        start = time.perf_counter()
+        assert pool.call(calls.double, 21) == 42, "a fresh worker's start is not the call's"
+        assert time.perf_counter() - start > 0.05, "the worker started too fast to show it"
+        with pytest.raises(Timeout, match="timed out after 0.05 s"):
+            pool.call(calls.sleep, 1)
+        assert pool.call(calls.double, 2) == 4, "the replacement starts untimed too"
+    assert set(workers()) <= others and zombies() == []
