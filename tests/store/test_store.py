@@ -281,3 +281,30 @@ def test_a_content_error_is_rejected_at_once_and_not_retried(store: Store) -> No
     store.record(blog, [_installed(post, BuildFailure("Invalid metadata on line 2", 2))], 0)
     row = store.load_synced(blog)["p.md"]
     assert row.state is State.REJECTED and row.retry_at_ns == 0
+
+
+def test_a_dropped_postgres_connection_fails_one_call_and_the_next_reconnects(
+    postgres_url: str,
+) -> None:
+    """Without a ping per checkout (a round trip each), a server that dropped our
+    connections costs one failed call: the pool then throws its stale connections away."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from controller.errors import StoreError
+
+    store = Store(postgres_url, auto_upgrade=True)
+    admin = create_engine(postgres_url)
+    try:
+        blog = _blog(store)
+        with store.engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with admin.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises((StoreError, OperationalError)):
+            store.set_dirty(blog, True)
+        store.set_dirty(blog, True)
+        assert store.get_blog(blog).dirty
+    finally:
+        admin.dispose()
+        store.close()
