@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import secrets
@@ -145,6 +146,9 @@ class Executor:
         self.checkpoint = checkpoint
         self._checked_dirs: set[str] = {""}
         self._staging: str | None = None
+        #: Temporary names need only be unique inside this pass's own staging
+        #: directory: a counter (atomic under the GIL), not a random read per file.
+        self._temp_names = itertools.count()
 
     # -- paths -------------------------------------------------------------
 
@@ -306,8 +310,10 @@ class Executor:
                 installed.append((item, item.stat))
             self._make_durable([])
         finally:
+            renamed = {id(item) for item, _ in installed}
             for item in staged:
-                _unlink_quietly(item.temp)
+                if id(item) not in renamed:
+                    _unlink_quietly(item.temp)
         built = self._build_all([(item.node, item.data) for item, _ in installed])
         for (item, local), entry in zip(installed, built, strict=True):
             outcomes.append(Installed(item.node, local, entry))
@@ -324,7 +330,7 @@ class Executor:
             self._check_dir(parent_of(node.path))
         except ExecutorError as exc:
             return FetchFailed(node, exc.message, transient=False)
-        temp = os.path.join(staging, f"{TEMP_PREFIX}set-{secrets.token_hex(6)}")
+        temp = os.path.join(staging, f"{TEMP_PREFIX}set-{next(self._temp_names)}")
         keep = builders.is_post(node.path)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
