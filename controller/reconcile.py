@@ -85,14 +85,20 @@ class _StoredTree(Mapping[str, Node]):
     one that reports a few entries costs a point lookup each: the whole tree
     is read only when the source iterates it or looks up more than
     ``LOOKUPS`` paths. Lookups run before the page that changes them is saved.
+    A listing from scratch (no cursor) reports every path, so ``whole`` reads
+    the tree in one query up front instead of a query per path first.
     """
 
     LOOKUPS = 256
 
-    def __init__(self, load: Callable[[Region | None], dict[str, Node]]) -> None:
+    def __init__(
+        self, load: Callable[[Region | None], dict[str, Node]], *, whole: bool = False
+    ) -> None:
         self._load = load
         self._tree: dict[str, Node] | None = None
         self._some: dict[str, Node | None] = {}
+        if whole:
+            self._nodes()
 
     @property
     def whole(self) -> bool:
@@ -379,7 +385,9 @@ class Reconciler:
         for _ in range(self.settings.max_rounds):
             checkpoint()
             report.passes += 1
-            known = _StoredTree(lambda region: self.store.load_remote(blog_id, region))
+            known = _StoredTree(
+                lambda region: self.store.load_remote(blog_id, region), whole=cursor is None
+            )
             pages: list[Observation] = []
             for page in source.changes(cursor, known):
                 if not page.empty or page.cursor != cursor:
