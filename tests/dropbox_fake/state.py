@@ -218,7 +218,9 @@ class Namespace:
             start = max(start, bisect_left(order, after))
             if start < len(order) and order[start] == after:
                 start += 1
-        for key in order[start:]:
+        # An index, not ``order[start:]``: a listing page would copy the rest of the order.
+        for i in range(start, len(order)):
+            key = order[i]
             if key[: len(root)] != root:
                 return
             yield self.nodes["/" + "/".join(key) if key else ""]
