@@ -1,6 +1,7 @@
 """Dropbox-source scenarios against the local HTTPS fake (issue 9: S7 and S2a).
 
-    python -m bench.dropbox --files 10000 --runs 3
+    python -m bench.dropbox --files 10000 --runs 5
+    python -m bench.dropbox --files 0 --noop 10000 100000 1000000   # S2a (and S4) alone
 
 S7 times a first sync with 20 ms per download at several ``dropbox_concurrency``
 values: with downloads the only latency, an ideal client reaches
@@ -9,9 +10,10 @@ runs as its own process (``controller reconcile``) so that it does not share
 a GIL with the fake, which lives in this process. S2a times a pass after
 convergence (one ``list_folder/continue`` with nothing new) in-process and
 takes away one continue round trip timed separately with the SDK, leaving
-what the controller itself spends. The SDK must be pointed at the fake before
-``dropbox`` is imported, which is why this module sets the environment at
-import time (child processes inherit it).
+what the controller itself spends; its blogs above 10,000 files are seeded
+(``bench.seed``: converged in the store without downloads). The SDK must be
+pointed at the fake before ``dropbox`` is imported, which is why this module
+sets the environment at import time (child processes inherit it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import gc
 import json
 import os
 import shutil
@@ -39,7 +42,7 @@ from dropbox_fake import FakeDropbox, prebound_listener, sdk_environment  # noqa
 
 os.environ.update(sdk_environment(prebound_listener()))
 
-from bench import daemon, profiles  # noqa: E402
+from bench import daemon, profiles, seed  # noqa: E402
 from bench.local import CONTROLLER  # noqa: E402
 from bench.runner import Result, run_process, timed  # noqa: E402
 from bench.trees import tree_files  # noqa: E402
@@ -47,6 +50,8 @@ from bench.trees import tree_files  # noqa: E402
 APP_KEY, APP_SECRET, ROOT = "bench-key", "bench-secret", "/Blogs/Bench"
 LATENCY = 0.02
 CONTINUE = "files/list_folder/continue"
+#: An S2a size to seed however small (``python -m bench --smoke`` seeds one).
+Seeded = seed.Seeded
 
 
 @contextmanager
@@ -78,13 +83,27 @@ class Account:
 
 
 def populate(fake: Any, files: int) -> Account:
-    """An app, an account and the benchmark tree in its blog folder (no latency on puts)."""
+    """An app, an account and the benchmark tree in its blog folder (no latency on puts).
+
+    Files go in in the order the fake lists them (folders before their
+    contents), so its index of paths lies in memory in that order. Each
+    listing page walks the rest of that index, and a 1M-file listing took 37 s
+    of the fake's time with the index in random memory order (cache misses),
+    14 s in this one. The collector is off meanwhile: the tree and a million
+    puts allocate only acyclic objects.
+    """
     fake.add_app(APP_KEY, APP_SECRET)
     account = fake.add_account(email="bench@example.com", display_name="Bench")
     fake.mkdir(account, ROOT)
-    tree = tree_files(files, seed=7)
-    for rel, data in tree.items():
-        fake.put(account, f"{ROOT}/{rel}", data)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        tree = tree_files(files, seed=7)
+        for rel in sorted(tree, key=lambda rel: rel.split("/")):
+            fake.put(account, f"{ROOT}/{rel}", tree[rel])
+    finally:
+        if collecting:
+            gc.enable()
     return Account(fake, account, fake.refresh_token(account, APP_KEY), tree)
 
 
@@ -112,6 +131,8 @@ class Blog:
 
         work.mkdir(parents=True)
         self.work, self.acct = work, acct
+        #: Made converged by ``bench.seed``: the store says synced, the folder is empty.
+        self.seeded = False
         self.settings = _settings(work, acct.fake, concurrency)
         self.store = Store(self.settings.effective_database_url, auto_upgrade=True)
         self.folder = work / "blog"
@@ -146,6 +167,8 @@ class Blog:
         return self.reconciler.reconcile("b")
 
     def check_converged(self) -> None:
+        if self.seeded:
+            raise RuntimeError("a seeded blog's folder holds no files: it cannot be checked")
         on_disk = {
             p.relative_to(self.folder).as_posix(): p.read_bytes()
             for p in self.folder.rglob("*")
@@ -208,15 +231,16 @@ def _client(acct: Account) -> Any:
     return make_client(settings, refresh_token=acct.refresh)
 
 
-def round_trip(acct: Account, runs: int) -> Result:
-    """One ``list_folder/continue`` with nothing new, from the SDK alone."""
+def round_trip(acct: Account, cursor: str, runs: int) -> Result:
+    """One ``list_folder/continue`` with nothing new from ``cursor``, by the SDK alone.
+
+    ``cursor`` is the blog's own, so the fake does exactly the work the pass asks of it.
+    """
     client = _client(acct)
-    page = client.files_list_folder(ROOT, recursive=True)
-    while page.has_more:
-        page = client.files_list_folder_continue(page.cursor)
+    client.files_list_folder_continue(cursor)  # the connection and token, as the pass has them
     result = Result("list_folder/continue round trip (SDK)")
     for _ in range(runs):
-        result.samples.append(timed(lambda: client.files_list_folder_continue(page.cursor)))
+        result.samples.append(timed(lambda: client.files_list_folder_continue(cursor)))
     return result
 
 
@@ -234,10 +258,13 @@ def noop_pass(blog: Blog, runs: int) -> dict[str, Result]:
         if fake.calls[CONTINUE] - continues != 1:
             raise AssertionError("a no-op pass should be one list_folder/continue call")
     top = profiles.cprofile(blog.reconcile)
-    trip = round_trip(blog.acct, runs)
+    cursor = blog.store.get_blog("b").cursor
+    assert cursor is not None
+    trip = round_trip(blog.acct, cursor, runs)
     beyond = Result("controller time beyond the round trip")
     beyond.samples = [s - trip.median for s in passes.samples]
-    blog.check_converged()
+    if not blog.seeded:
+        blog.check_converged()
     passes.note = "; ".join(top)
     return {"pass": passes, "round_trip": trip, "beyond": beyond}
 
@@ -303,8 +330,15 @@ def run(
     noop_runs: int,
     fake: Any = None,
 ) -> dict[str, object]:
-    """``plan``: concurrency -> (files, runs) for S7; then S2a at each of ``noop_sizes``."""
-    out: dict[str, object] = {"s7": {}, "s7_files": {}, "s2a": {}}
+    """``plan``: concurrency -> (files, runs) for S7; then S2a at each of ``noop_sizes``.
+
+    An S2a blog up to ``seed.REAL_MAX`` files is made by a real first sync and
+    checked on disk; a larger one (or a ``seed.Seeded`` size) is seeded, after
+    ``seed.check`` has compared a seed with a real first sync at a small size.
+    S4 runs on the largest real blog, whose files are on disk.
+    """
+    out: dict[str, object] = {"s7": {}, "s7_files": {}, "s2a": {}, "s2a_seeded": {}}
+    real = [size for size in noop_sizes if not seed.is_seeded(size)]
     with fake_dropbox(fake) as fk:
         for concurrency, (count, runs) in plan.items():
             fk.reset()
@@ -312,16 +346,31 @@ def run(
             result = initial_sync(work, acct, concurrency, runs)
             out["s7_files"][concurrency] = count  # type: ignore[index]
             out["s7"][concurrency] = result  # type: ignore[index]
-        for size in noop_sizes:
+        if len(real) < len(noop_sizes):
             fk.reset()
+            small = populate(fk, seed.CHECK_FILES)
+            out["seed_check"] = seed.check(work / "seed-check", small, lambda w, a: Blog(w, a, 32))
+        for i, size in enumerate(noop_sizes):
+            fk.reset()
+            start = time.perf_counter()
             acct = populate(fk, size)
-            blog = Blog(work / f"noop-{size}", acct, 32)
-            blog.reconcile()
-            blog.check_converged()
+            populated = time.perf_counter() - start
+            blog = Blog(work / f"noop-{i}-{size}", acct, 32)
+            if seed.is_seeded(size):
+                # The fake's millions of objects are the bench's, not the controller's:
+                # frozen, the collector no longer walks them in every pass it times.
+                gc.freeze()
+                seeded = seed.seed(blog)
+                out["s2a_seeded"][size] = {"populate_s": populated, "seed_s": seeded}  # type: ignore[index]
+            else:
+                blog.reconcile()
+                blog.check_converged()
             out["s2a"][size] = noop_pass(blog, noop_runs)  # type: ignore[index]
-            if size == max(noop_sizes):
+            if not blog.seeded and size == max(real):
                 out["s4"] = webhook_edits(blog, noop_runs)
+                out["s4_files"] = size
             blog.close()
+            gc.unfreeze()
     return out
 
 
@@ -332,12 +381,18 @@ def target_rate(concurrency: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--noop", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--noop", type=int, nargs="*", default=[10_000], help="S2a sizes (seeded above 10,000)"
+    )
+    parser.add_argument(
+        "--seed", type=int, nargs="*", default=[], help="S2a sizes to seed however small"
+    )
     args = parser.parse_args()
-    plan = {c: (args.files, args.runs) for c in (1, 8, 32)}
+    plan = {c: (args.files, args.runs) for c in (1, 8, 32)} if args.files else {}
+    sizes = (*args.noop, *(seed.Seeded(n) for n in args.seed))
     with tempfile.TemporaryDirectory(prefix="bench-dbx-") as tmp:
-        out = run(Path(tmp), plan, tuple(args.noop), 5)
+        out = run(Path(tmp), plan, sizes, 5)
     print(
         json.dumps(
             {
@@ -346,6 +401,8 @@ def main() -> None:
                     n: {k: r.as_dict() for k, r in rows.items()}
                     for n, rows in out["s2a"].items()  # type: ignore[attr-defined]
                 },
+                "s2a_seeded": out["s2a_seeded"],
+                "seed_check": out.get("seed_check"),
                 "s4": {k: r.as_dict() for k, r in out.get("s4", {}).items()},  # type: ignore[attr-defined]
             },
             indent=2,

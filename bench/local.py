@@ -1,6 +1,6 @@
 """Local-source scenarios (issue 9: S1, S2b, S3, S5) beside rsync and rclone.
 
-    python -m bench.local --files 100000 --runs 3
+    python -m bench.local --files 100000 --runs 5
 
 The controller runs as a real process (``controller reconcile --blog B --json``,
 its own ``CONTROLLER_DATA_DIR``), because that is what a user compares with
@@ -210,7 +210,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--files", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=3, help="S1 runs")
+    parser.add_argument("--runs", type=int, default=5, help="S1 runs")
     parser.add_argument("--noop-runs", type=int, default=5, help="S2b and S3 runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:

@@ -50,6 +50,11 @@ def available() -> bool:
     return enabled and os.access(PY_SPY, os.X_OK)
 
 
+def short(path: str) -> str:
+    """``controller/x.py`` for our files, the file's name for anything else."""
+    return _ours(path) or Path(path).name
+
+
 def _ours(path: str) -> str | None:
     """``controller/x.py`` for our own files; None for the standard library and packages."""
     parts = Path(path).parts

@@ -1,6 +1,6 @@
 """Scenario S8 (issue 9): N ``controller run`` replicas over many Dropbox blogs.
 
-    python -m bench.replicas --blogs 1000 --files 5 --replicas 1 2 4 --runs 1
+    python -m bench.replicas --blogs 1000 --files 5 --replicas 1 2 4 --runs 5
 
 Replicas share one PostgreSQL store and one Redis, as in docs/operations.md;
 the question is how throughput grows with replicas when every download waits
@@ -346,7 +346,7 @@ def main() -> None:
     parser.add_argument("--blogs", type=int, default=1000)
     parser.add_argument("--files", type=int, default=5, help="files per blog")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     pg, rd = backends()
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import dirrename, local, renames
+from bench import dirrename, local, memory, renames, report
 from bench import dropbox as dbx
 from bench.trees import depth_histogram, make_tree, tree_files
 
@@ -78,10 +78,15 @@ def test_s7_dropbox_first_sync_converges(tmp_path: Path, dropbox_fake: Any) -> N
 
 
 def test_s2a_dropbox_noop_pass_is_one_continue(tmp_path: Path, dropbox_fake: Any) -> None:
-    out: dict[str, Any] = dbx.run(tmp_path, {}, (200,), 2, fake=dropbox_fake)
-    rows = out["s2a"][200]
-    assert len(rows["pass"].samples) == 2 and rows["round_trip"].median > 0
-    edits = out["s4"]  # S4 by webhook runs on the largest no-op blog
+    sizes = (200, dbx.Seeded(300))
+    out: dict[str, Any] = dbx.run(tmp_path, {}, sizes, 2, fake=dropbox_fake)
+    for size in sizes:
+        rows = out["s2a"][size]
+        assert len(rows["pass"].samples) == 2 and rows["round_trip"].median > 0
+    # The seeded blog was checked against a real first sync of the same fake state.
+    assert out["seed_check"]["rows"] > 300 and 300 in out["s2a_seeded"]
+    edits = out["s4"]  # S4 by webhook runs on the largest blog synced for real
+    assert out["s4_files"] == 200
     assert len(edits["latency"].samples) == 2 and len(edits["download"].samples) == 3
 
 
@@ -89,3 +94,13 @@ def test_s6_rename_inference_finds_the_moves() -> None:
     result = renames.run(2000, 1)
     hashed = next(r for r in result["results"] if r["case"] == "hashed")
     assert hashed["moves"] > 0
+
+
+def test_s3_memory_seed_equals_a_first_sync_and_validates_clean(tmp_path: Path) -> None:
+    """The 1M-file memory run at 1,000 files: the linking seed is checked against a real
+    first sync, then a full validation of the seeded blog must find nothing to do."""
+    result = memory.run(tmp_path, 1000, 1)
+    assert result["checked_rows"] > 300 and result["files"] == 1000
+    assert len(result["pass_s"]) == 1 and result["peak_rss_mb"][0] > 0
+    page = "\n".join(report.memory_section(result))
+    assert "| 1,000 |" in page and "measured apart" in page
