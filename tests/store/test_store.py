@@ -290,9 +290,11 @@ def test_a_dropped_postgres_connection_fails_one_call_and_the_next_reconnects(
     connections costs one failed call: the pool then throws its stale connections away."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
+    from support import truncate_store
 
     from controller.errors import StoreError
 
+    truncate_store(postgres_url)  # the schema is this worker's, shared by its tests
     store = Store(postgres_url, auto_upgrade=True)
     admin = create_engine(postgres_url)
     try:
