@@ -26,12 +26,13 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SCENARIOS = ("s1", "s5", "s7", "s6", "s8")  # s1 also runs S2b, S3, S2c, S4; s7 also S2a, S4
 
 #: Full sizes, every scenario at least 5 runs. On 2026-12-03 make bench took
-#: 29 min 39 s end to end on this 2-core machine (venv 1, S1 with S2b, S3,
-#: S2c and S4 9.5, S5 0.9, S7 with S2a and S4 8.6, S6 0.7, S8 9.1); it swings
-#: with the disk (rsync's own 100k copy took 16-50 s on 2026-12-02, 8-15 s
-#: that day): the header of docs/benchmarks.md says how long its run took. At concurrency
-#: 1 S7 syncs 500 files, not 10,000: at 20 ms a download the rate is the same
-#: and 10,000 would take over 3 minutes a run. Each scenario's start and end go
+#: 29 min 39 s end to end on this 2-core machine (minutes: venv 1, S1 with S2b,
+#: S3, S2c and S4 9.5, S5 0.9, S7 with S2a and S4 8.6, S6 0.7, S8 9.1). It
+#: swings with the disk (rsync's own 100k copy took 16-50 s on 2026-12-02 and
+#: 8-15 s that day); the header of docs/benchmarks.md says how long its run
+#: took. At concurrency 1 S7 syncs 500 files, not 10,000: at 20 ms a download
+#: the rate is the same and 10,000 would take over 3 minutes a run. S3 at 1M
+#: files is measured apart (bench/memory.py). Each scenario's start and end go
 #: to stderr.
 FULL: dict[str, Any] = {
     "files": 100_000,

@@ -4,7 +4,7 @@
 
 ``make bench`` has no room for it on this 2-core machine: the tree alone takes
 over a minute to write, a real first sync of 1M files about 5 minutes, and the
-full validation itself about a minute and a half. So this is its own command,
+full validation itself about a minute. So this is its own command,
 run once, and ``make bench`` renders the result file it leaves (with its date)
 in docs/benchmarks.md beside the 100k figures of the same scenario.
 
@@ -65,14 +65,20 @@ class _Links(Executor):
         return outcomes
 
 
+def _settings(data: Path) -> Any:
+    """The settings ``controller_env(data, builds=False)`` gives a process, for this one."""
+    from controller.settings import Settings
+
+    builders = json.loads(controller_env(data, builds=False)["CONTROLLER_BUILDERS"])
+    return Settings(data_dir=data, database_url=None, builders=builders)
+
+
 def _in_process(data: Path, **kwargs: Any) -> Any:
     """One real pass over the blog at ``data`` in this process (builds off); its report."""
     import controller.reconcile as reconcile
-    from controller.settings import Settings
     from controller.store import Store
 
-    builders = json.loads(controller_env(data, builds=False)["CONTROLLER_BUILDERS"])
-    settings = Settings(data_dir=data, database_url=None, builders=builders)
+    settings = _settings(data)
     store = Store(settings.effective_database_url)
     reconciler = reconcile.Reconciler(store, settings)
     try:
@@ -152,7 +158,6 @@ def check(work: Path, files: int = 300) -> int:
     The comparison of ``bench.seed`` (every remote and synced column but the
     local inode, the blog's sync state, entries, history); returns the rows.
     """
-    from controller.settings import Settings
     from controller.store import Store
 
     source = work / "source"
@@ -162,7 +167,7 @@ def check(work: Path, files: int = 300) -> int:
     seed(seeded, source)
     rows = []
     for data in (real, seeded):
-        store = Store(Settings(data_dir=data, database_url=None).effective_database_url)
+        store = Store(_settings(data).effective_database_url)
         try:
             rows.append(store_rows(store.engine, BLOG))
         finally:
@@ -215,7 +220,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--files", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=1, help="full validations (each ~1.5 min)")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="full validations (about a minute each at 1M)"
+    )
     parser.add_argument(
         "--out", type=Path, help=f"write the result here (make bench reads {RESULT})"
     )
